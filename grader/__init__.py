@@ -1,0 +1,9 @@
+"""ex8 grader: grades "Exercise 8 - Recurrent Neural Networks" submissions honestly."""
+
+from .errors import (DataSourceError, ExecutionError, GradingError, InfrastructureError,
+                     InputError, RubricError)
+
+__all__ = ["GradingError", "InputError", "RubricError", "DataSourceError", "ExecutionError",
+           "InfrastructureError", "__version__"]
+
+__version__ = "0.1.0"

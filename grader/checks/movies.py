@@ -1,0 +1,82 @@
+"""Bonus checks: the notebook's generate_movies, and predictions on the grader's own movies."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Outcome, TaskContext
+
+__all__ = ["check_movies", "check_movie_prediction", "MOVIES_CALL"]
+
+#: how the harvest calls the notebook's generate_movies
+MOVIES_CALL = {"n_samples": 3, "n_frames": 10}
+_MAX_BYTES = 64 << 20
+
+
+def _load_movies(ctx: TaskContext):
+    entry = ctx.namespace.get("movies", {})
+    status = entry.get("status")
+    if status == "missing":
+        return None, "generate_movies is not defined"
+    if status == "error":
+        return None, f"generate_movies({MOVIES_CALL['n_samples']}, {MOVIES_CALL['n_frames']}) " \
+                     f"raised {entry.get('error')}"
+    if status != "ok" or ctx.artifacts is None:
+        return None, ctx.not_run or "generate_movies could not be called"
+    path = ctx.artifacts / "movies.npz"
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > _MAX_BYTES:
+        return None, "its output could not be stored"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return (np.asarray(f["noisy"]), np.asarray(f["shifted"])), None
+    except (OSError, ValueError, KeyError) as exc:
+        return None, f"its output is not two numeric arrays ({type(exc).__name__})"
+
+
+def check_movies(ctx: TaskContext, spec) -> Outcome:
+    movies, why = _load_movies(ctx)
+    if movies is None:
+        return Outcome(False, f"{ctx.label}: {why}.",
+                       hint="Keep the exercise's generate_movies(n_samples, n_frames).")
+    noisy, shifted = movies
+    n, frames = MOVIES_CALL["n_samples"], MOVIES_CALL["n_frames"]
+    want = (n, frames, 40, 40, 1)
+    problems = []
+    for name, arr in (("noisy", noisy), ("shifted", shifted)):
+        if arr.shape != want:
+            problems.append(f"{name} movies have shape {arr.shape}, expected {want}")
+        elif not np.issubdtype(arr.dtype, np.number) or np.nanmin(arr) < 0 \
+                or np.nanmax(arr) > 1 or np.isnan(arr).any():
+            problems.append(f"{name} movies have values outside [0, 1]")
+    if not problems:
+        # shifted frame t holds the squares of noisy frame t+1 (noise stays below 0.5)
+        agree = np.mean((shifted[:, :-1] >= 0.5) == (noisy[:, 1:] >= 0.5))
+        if agree < 0.99:
+            problems.append(f"the shifted movies are not the next frames ({agree:.1%} of "
+                            "pixels agree)")
+    if problems:
+        return Outcome(False, f"{ctx.label}: generate_movies({n}, {frames}): "
+                              + "; ".join(problems) + ".")
+    return Outcome(True, f"{ctx.label}: generate_movies({n}, {frames}) returns two "
+                         f"{want} arrays in [0, 1], the second one frame ahead.")
+
+
+def check_movie_prediction(ctx: TaskContext, spec) -> Outcome:
+    for role in ("trained", "fresh"):
+        info = ctx.evaluation.get(role)
+        if info and "prediction_shape" in info:
+            got, want = info["prediction_shape"], info["input_shape"]
+            model = ctx.task.model if role == "trained" else f"{ctx.task.builder}()"
+            if got == want:
+                return Outcome(True, f"{ctx.label}: {model} maps the grader's movies "
+                                     f"{tuple(want)} to next frames of the same shape.")
+            return Outcome(False, f"{ctx.label}: {model} maps movies of shape {tuple(want)} to "
+                                  f"{tuple(got)}; it should return a movie of the same shape.",
+                           hint="Use padding='same' and return_sequences=True in every "
+                                "ConvLSTM2D, and end with Conv3D(filters=1).")
+    found = ctx.model_info()
+    if found:
+        info = found[1]
+        return Outcome(False, f"{ctx.label}: the model could not predict the grader's movies: "
+                              f"{info.get('error', 'unknown error')}")
+    return ctx.model_missing()

@@ -1,0 +1,291 @@
+"""Structural checks: the builder, the layer sequence and settings, parameters, shapes, compile."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .base import Outcome, TaskContext, fmt_int
+
+__all__ = ["check_builder", "check_layers", "check_param_count", "check_output_shape",
+           "check_compile", "validate_layer_spec", "describe_expected", "describe_found"]
+
+_CONDITIONS = {"gt": lambda a, b: a > b, "ge": lambda a, b: a >= b,
+               "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+               "in": lambda a, b: a in b}
+_COND_TEXT = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "in": " in "}
+#: settings shown without a name, in this order: LSTM(128), Conv1D(32, 3), Embedding(5000, 32)
+_POSITIONAL = ("input_dim", "output_dim", "units", "filters", "kernel_size", "pool_size", "rate")
+_SETTINGS = {"units", "rate", "dropout", "recurrent_dropout", "filters", "kernel_size",
+             "pool_size", "strides", "padding", "activation", "recurrent_activation",
+             "return_sequences", "input_dim", "output_dim", "data_format", "use_bias"}
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+def validate_layer_spec(value) -> str | None:
+    if not isinstance(value, list) or not value:
+        return "must be a non-empty list of layers"
+    for i, item in enumerate(value, 1):
+        if not isinstance(item, Mapping) or "class" not in item:
+            return f"item {i} must be a mapping with a 'class'"
+        if not isinstance(item["class"], (str, list)):
+            return f"item {i}: 'class' must be a layer class name or a list of them"
+        for key, cond in item.items():
+            if key in ("class", "optional"):
+                continue
+            if key not in _SETTINGS:
+                return f"item {i}: unknown layer setting {key!r}"
+            if isinstance(cond, Mapping):
+                bad = set(cond) - set(_CONDITIONS)
+                if bad or not cond:
+                    return f"item {i}: setting {key!r} has unknown conditions {sorted(bad)}"
+    return None
+
+
+def _classes(item) -> list[str]:
+    return [item["class"]] if isinstance(item["class"], str) else list(item["class"])
+
+
+def _norm(value):
+    """Compare 3 with [3] (a Conv1D kernel_size), and tuples with lists."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if len(value) == 1 else list(value)
+    return value
+
+
+def _matches(cond, actual) -> bool:
+    actual = _norm(actual)
+    if isinstance(cond, Mapping):
+        try:
+            return actual is not None and all(_CONDITIONS[op](actual, ref)
+                                              for op, ref in cond.items())
+        except TypeError:
+            return False
+    return actual == _norm(cond)
+
+
+def _fmt_value(v) -> str:
+    v = _norm(v)
+    if isinstance(v, list):
+        return "x".join(str(x) for x in v)
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _fmt_cond(key, cond) -> str:
+    if isinstance(cond, Mapping):
+        return " and ".join(f"{key}{_COND_TEXT[op]}{_fmt_value(ref)}" for op, ref in cond.items())
+    return _fmt_value(cond) if key in _POSITIONAL else f"{key}={_fmt_value(cond)}"
+
+
+def _ordered(keys):
+    return sorted(keys, key=lambda k: (_POSITIONAL.index(k) if k in _POSITIONAL else 99, k))
+
+
+def describe_expected(item) -> str:
+    keys = _ordered(k for k in item if k not in ("class", "optional"))
+    args = ", ".join(_fmt_cond(k, item[k]) for k in keys)
+    return f"{' or '.join(_classes(item))}({args})" if args else " or ".join(_classes(item))
+
+
+def describe_found(layer: Mapping, keys=None) -> str:
+    settings = layer.get("settings", {})
+    if keys is None:
+        keys = [k for k in _POSITIONAL if k in settings][:2]
+        if "activation" in settings and settings["activation"] not in ("linear", "tanh", None):
+            keys.append("activation")
+    keys = [k for k in _ordered(keys) if k in settings]
+    args = ", ".join(_fmt_value(settings[k]) if k in _POSITIONAL else
+                     f"{k}={_fmt_value(settings[k])}" for k in keys)
+    return f"{layer['class']}({args})" if args else layer["class"]
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def check_builder(ctx: TaskContext, spec) -> Outcome:
+    b = ctx.harvest.get("builder", {})
+    name = ctx.task.builder
+    status = b.get("status")
+    if status == "ok":
+        fresh = ctx.evaluation.get("fresh", {})
+        if "error" in fresh:
+            return Outcome(False, f"{ctx.label}: {name}() returns a model, but {fresh['error']}")
+        if fresh and fresh.get("compile") is None:
+            return Outcome(False, f"{ctx.label}: {name}() returns a model that is not compiled.",
+                           hint="Call model.compile(loss=..., optimizer=..., metrics=[...]) "
+                                "inside the builder and return the compiled model.")
+        return Outcome(True, f"{ctx.label}: {name}() returns a compiled Keras model.")
+    if status == "error":
+        return Outcome(False, f"{ctx.label}: calling {name}() raised {b.get('error')}.",
+                       hint="The builder takes no arguments and returns the compiled model.")
+    if status == "not_a_model":
+        return Outcome(False, f"{ctx.label}: {name}() returned {b.get('type')}, not a Keras "
+                              "model.", hint="End the builder with `return model`.")
+    if ctx.not_run:
+        return Outcome(False, f"{ctx.label}: {name}() could not be looked for: {ctx.not_run}")
+    return Outcome(False, f"{ctx.label}: {name}() is not defined. " + _found_instead(ctx),
+                   hint=f"Keep the name {name}: the grader calls it.")
+
+
+def _found_instead(ctx: TaskContext) -> str:
+    """Name what the namespace holds instead, and which task each model resembles."""
+    functions = [f for f in ctx.namespace.get("functions", []) if f.startswith("build")]
+    builders = {t.builder for t in ctx.rubric.tasks}
+    functions = [f for f in functions if f not in builders]
+    parts = []
+    if functions:
+        parts.append("functions " + ", ".join(f"{f}()" for f in functions[:5]))
+    models = []
+    for m in ctx.namespace.get("models", [])[:6]:
+        like = _resembles(ctx, m)
+        models.append(f"{m['name']} ({fmt_int(m.get('params'))} parameters"
+                      + (f", like {like}" if like else "") + ")")
+    if models:
+        parts.append("Keras models " + ", ".join(models))
+    return ("Found instead: " + "; ".join(parts) + ".") if parts else \
+        "No other builder function or Keras model was found either."
+
+
+def _resembles(ctx: TaskContext, model: Mapping) -> str | None:
+    names = []
+    classes = set(model.get("layers", []))
+    for task in ctx.rubric.tasks:
+        expected = [c.options.get("expect") for c in task.checks if c.check == "param_count"]
+        layer_spec = next((c.options.get("expect") for c in task.checks if c.check == "layers"),
+                          None)
+        needed = {_classes(i)[0] for i in layer_spec or [] if not i.get("optional")}
+        if model.get("params") in expected or (needed and needed <= classes and
+                                                 len(needed) >= 3):
+            names.append(task.title.split(":")[0])
+    return " or ".join(names) or None
+
+
+def check_layers(ctx: TaskContext, spec) -> Outcome:
+    found = ctx.model_info()
+    if not found:
+        return ctx.model_missing()
+    role, info = found
+    layers = info["layers"]
+    expected = spec.options["expect"]
+    problems = []
+    i = 0
+    previous = "the input"
+    for item in expected:
+        layer = layers[i] if i < len(layers) else None
+        if layer is None or layer["class"] not in _classes(item):
+            if item.get("optional"):
+                continue
+            what = describe_found(layer) if layer else "nothing"
+            return Outcome(False, f"{ctx.label}: expected {describe_expected(item)} after "
+                                  f"{previous}, found {what}.", hint=_layer_hint(ctx, item, layer))
+        keys = [k for k in item if k not in ("class", "optional")]
+        wrong = [k for k in keys if not _matches(item[k], layer["settings"].get(k))]
+        if wrong:
+            problems.append(f"expected {describe_expected(item)} after {previous}, found "
+                            f"{describe_found(layer, keys)}")
+        previous = describe_found(layer, [k for k in keys if k in _POSITIONAL]) \
+            if keys else layer["class"]
+        i += 1
+    if i < len(layers):
+        problems.append(f"found an extra {describe_found(layers[i])} after {previous}")
+    source = f"{ctx.task.builder}()" if role == "fresh" else ctx.task.model
+    if problems:
+        return Outcome(False, f"{ctx.label}: " + "; ".join(problems) + ".",
+                       hint=_layer_hint(ctx, None, None))
+    return Outcome(True, f"{ctx.label}: the layers of {source} are "
+                         + ", ".join(describe_found(layer) for layer in layers) + ".")
+
+
+def _layer_hint(ctx: TaskContext, item, layer) -> str | None:
+    if layer is None and item is not None:
+        return f"Add the {describe_expected(item)} layer."
+    return spec_hint(ctx)
+
+
+def spec_hint(ctx: TaskContext) -> str | None:
+    expected = next((c.options.get("expect") for c in ctx.task.checks if c.check == "layers"),
+                    None)
+    if not expected:
+        return None
+    required = [describe_expected(i) for i in expected if not i.get("optional")]
+    return "The exercise asks for " + " -> ".join(required) + "."
+
+
+def check_param_count(ctx: TaskContext, spec) -> Outcome:
+    found = ctx.model_info()
+    if not found:
+        return ctx.model_missing()
+    _, info = found
+    want, got = spec.options["expect"], info["params"]
+    if got == want:
+        return Outcome(True, f"{ctx.label}: {fmt_int(got)} parameters, as expected.")
+    detail = ", ".join(f"{layer['class']} {fmt_int(layer['params'])}" for layer in info["layers"])
+    return Outcome(False, f"{ctx.label}: expected {fmt_int(want)} parameters, found "
+                          f"{fmt_int(got)} ({detail}).", hint=spec_hint(ctx))
+
+
+def _fmt_shape(shape) -> str:
+    if shape is None:
+        return "unknown"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+def check_output_shape(ctx: TaskContext, spec) -> Outcome:
+    found = ctx.model_info()
+    if not found:
+        return ctx.model_missing()
+    _, info = found
+    want, got = list(spec.options["expect"]), info.get("output_shape")
+    if got == want:
+        return Outcome(True, f"{ctx.label}: output shape {_fmt_shape(got)}.")
+    return Outcome(False, f"{ctx.label}: expected output shape {_fmt_shape(want)}, found "
+                          f"{_fmt_shape(got)}.", hint=spec_hint(ctx))
+
+
+def _loss_names(value) -> set[str]:
+    """binary_crossentropy, BinaryCrossentropy and bce name the same loss."""
+    import re
+
+    if value is None:
+        return set()
+    text = str(value)
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", text).lower()
+    names = {text, snake}
+    if snake in ("bce", "binary_crossentropy", "binary_cross_entropy"):
+        names.add("binary_crossentropy")
+    return names
+
+
+def check_compile(ctx: TaskContext, spec) -> Outcome:
+    found = ctx.model_info()
+    if not found:
+        return ctx.model_missing()
+    _, info = found
+    comp: Mapping[str, Any] | None = info.get("compile")
+    if comp is None:
+        return Outcome(False, f"{ctx.label}: the model is not compiled.",
+                       hint="Call model.compile(...) in the builder.")
+    problems = []
+    want_loss = spec.options.get("loss")
+    if want_loss and want_loss not in _loss_names(comp.get("loss")):
+        problems.append(f"expected loss {want_loss}, found {comp.get('loss')}")
+    metrics = {m for m in comp.get("metrics") or [] if isinstance(m, str)}
+    metrics |= {"accuracy" for m in list(metrics) if m in ("acc", "binary_accuracy",
+                                                             "BinaryAccuracy")}
+    for metric in spec.options.get("metrics", []):
+        if metric not in metrics:
+            problems.append(f"expected the metric {metric}, found "
+                            f"{', '.join(sorted(metrics)) or 'no metrics'}")
+    optimizer = comp.get("optimizer")
+    lr = comp.get("learning_rate")
+    used = f"{optimizer}" + (f" (learning rate {lr:g})" if isinstance(lr, (int, float)) else "")
+    if problems:
+        return Outcome(False, f"{ctx.label}: " + "; ".join(problems) + ".",
+                       hint="compile(loss='binary_crossentropy', optimizer=..., "
+                            "metrics=['accuracy']) for a sigmoid output.")
+    return Outcome(True, f"{ctx.label}: compiled with loss {comp.get('loss')}, optimizer {used}"
+                   + (f", metrics {', '.join(sorted(metrics))}" if metrics else "") + ".")

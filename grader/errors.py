@@ -1,0 +1,64 @@
+"""The project's one exception root and its subclasses.
+
+Every error carries its context (file, cell, task) and is picklable, so it crosses the process
+boundary of a batch worker intact.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "GradingError",
+    "InputError",
+    "RubricError",
+    "DataSourceError",
+    "ExecutionError",
+    "InfrastructureError",
+]
+
+
+class GradingError(Exception):
+    """Root of the grader's errors. ``str(err)`` is one sentence meant for a person."""
+
+    #: process exit code when this error ends a single-submission run
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None, cell: int | None = None,
+                 task: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.cell = cell
+        self.task = task
+
+    def __reduce__(self):
+        # Exceptions with keyword-only arguments do not pickle by default.
+        return (_rebuild, (type(self), self.message, self.path, self.cell, self.task))
+
+    @property
+    def reason(self) -> str:
+        """A short machine-friendly reason, used to group failures in a class summary."""
+        return type(self).__name__
+
+
+def _rebuild(cls, message, path, cell, task):
+    return cls(message, path=path, cell=cell, task=task)
+
+
+class InputError(GradingError):
+    """The submission cannot be graded as given (missing, not a notebook, does not compile...)."""
+
+
+class RubricError(GradingError):
+    """The rubric file is invalid; names the file, the task and the key."""
+
+
+class DataSourceError(GradingError):
+    """No IMDB source is reachable, or the configured one is not usable."""
+
+
+class ExecutionError(GradingError):
+    """The kernel could not be started or the run could not be completed by the harness."""
+
+
+class InfrastructureError(GradingError):
+    """Something on the grading machine failed (not the submission's fault)."""

@@ -1,0 +1,340 @@
+"""Trusted side: load the models a kernel produced, safely, and measure them on our own data.
+
+Runs as its own process (``python -m grader.evaluate``), so TensorFlow never loads into the
+grader's main process and a model that exhausts memory takes only this process down. Nothing
+the submission printed or computed is used: accuracy comes from one batched ``predict`` on the
+grader's own test subset, the bonus from movies the grader generates itself.
+
+Output: ``evaluation.json`` (plain data for the checks) and ``predictions.npz`` (arrays for the
+report's plots) in the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["inspect_archive", "load_model_safely", "describe_model", "imdb_metrics",
+           "load_eval_data", "evaluate_artifacts", "UnsafeModelError", "MAX_MODEL_BYTES"]
+
+MAX_MODEL_BYTES = 64 << 20
+MAX_CONFIG_BYTES = 4 << 20
+_ALLOWED_MEMBERS = {"metadata.json", "config.json", "model.weights.h5"}
+_FORBIDDEN_CLASSES = {"Lambda", "TFSMLayer", "__lambda__", "function"}
+_PREDICT_BATCH = 512
+
+
+class UnsafeModelError(Exception):
+    """A harvested model file is refused before Keras sees it."""
+
+
+# --------------------------------------------------------------------------- safe loading
+
+
+def _walk_config(node: Any, trail: str = "model") -> None:
+    if isinstance(node, dict):
+        cls = node.get("class_name")
+        if isinstance(cls, str):
+            if cls in _FORBIDDEN_CLASSES:
+                raise UnsafeModelError(f"it contains a {cls} layer or object ({trail}), which "
+                                       "can run arbitrary code; build the model from Keras layers")
+            module = node.get("module")
+            if module is not None and not (module == "keras" or str(module).startswith("keras.")):
+                raise UnsafeModelError(f"it refers to {module}.{cls} ({trail}); only Keras' own "
+                                       "layers, losses and optimizers are accepted")
+            registered = node.get("registered_name")
+            if registered not in (None, cls) and not str(registered).startswith("keras"):
+                raise UnsafeModelError(f"it needs the custom object {registered!r} ({trail})")
+            trail = f"{trail} > {cls}"
+        for value in node.values():
+            _walk_config(value, trail)
+    elif isinstance(node, list):
+        for value in node:
+            _walk_config(value, trail)
+
+
+def inspect_archive(path: Path) -> dict:
+    """Check a ``.keras`` archive's size, members and config before any Keras code reads it."""
+    if path.is_symlink() or not path.is_file():
+        raise UnsafeModelError("it is not a regular file")
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise UnsafeModelError(f"it is {size / 2**20:.0f} MB, more than the "
+                               f"{MAX_MODEL_BYTES >> 20} MB allowed")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            names = {i.filename for i in infos}
+            extra = names - _ALLOWED_MEMBERS
+            if extra or "config.json" not in names:
+                raise UnsafeModelError("it is not a Keras 3 .keras archive (members: "
+                                       f"{', '.join(sorted(names)[:5])})")
+            if sum(i.file_size for i in infos) > 4 * MAX_MODEL_BYTES:
+                raise UnsafeModelError("it unpacks to more than allowed")
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise UnsafeModelError("its config.json is too large")
+            config = json.loads(archive.read(info))
+    except zipfile.BadZipFile as exc:
+        raise UnsafeModelError("it is not a zip archive (only the Keras 3 .keras format is "
+                               "accepted)") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnsafeModelError("its config.json is not valid JSON") from exc
+    _walk_config(config)
+    return config
+
+
+def load_model_safely(path: Path):
+    """Inspect, then ``load_model(safe_mode=True, compile=False)``; returns ``(model, config)``."""
+    import keras
+
+    config = inspect_archive(path)
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    return model, config
+
+
+# --------------------------------------------------------------------------- describing
+
+
+_SETTINGS = ("units", "rate", "dropout", "recurrent_dropout", "filters", "kernel_size",
+             "pool_size", "strides", "padding", "activation", "recurrent_activation",
+             "return_sequences", "input_dim", "output_dim", "data_format", "use_bias")
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        # serialized objects (an activation given as a function, an initializer): their name
+        return value.get("class_name") or value.get("config", {}).get("name") \
+            if isinstance(value.get("config"), dict) else value.get("class_name")
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+def _flat_layers(model):
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and hasattr(layer, "layers"):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
+
+
+def _shape(shape) -> list | None:
+    try:
+        return [None if d is None else int(d) for d in shape]
+    except TypeError:
+        return None
+
+
+def describe_model(model, config: dict, input_shape: tuple) -> dict:
+    """Layers with their settings, parameter count, output shape and compile settings."""
+    if not model.built:
+        # Keras 2 code (Embedding(input_length=...)) gives an unbuilt Sequential: build it with
+        # the exercise's input so its structure can still be checked.
+        model.build(input_shape)
+    layers = []
+    for layer in _flat_layers(model):
+        if type(layer).__name__ == "InputLayer":
+            continue
+        cfg = layer.get_config()
+        try:
+            out = _shape(layer.output.shape)
+        except (AttributeError, ValueError):
+            out = None
+        layers.append({"class": type(layer).__name__, "name": layer.name,
+                       "settings": {k: _plain(cfg[k]) for k in _SETTINGS if k in cfg},
+                       "params": int(layer.count_params()), "output_shape": out})
+    try:
+        output_shape = _shape(model.outputs[0].shape)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        output_shape = _shape(model.compute_output_shape(input_shape))
+    return {"layers": layers, "params": int(model.count_params()), "output_shape": output_shape,
+            "compile": _compile_settings(config.get("compile_config"))}
+
+
+def _compile_settings(cfg) -> dict | None:
+    if not isinstance(cfg, dict):
+        return None
+
+    def name(obj):
+        if isinstance(obj, dict):
+            return obj.get("class_name") or obj.get("config", {}).get("name")
+        if isinstance(obj, (list, tuple)):
+            return [name(o) for o in obj]
+        return obj
+
+    optimizer = cfg.get("optimizer")
+    lr = None
+    if isinstance(optimizer, dict) and isinstance(optimizer.get("config"), dict):
+        lr = optimizer["config"].get("learning_rate")
+        lr = lr if isinstance(lr, (int, float)) else None
+    metrics = cfg.get("metrics") or []
+    flat_metrics = []
+    for m in metrics if isinstance(metrics, list) else [metrics]:
+        flat_metrics.extend(name(m) if isinstance(name(m), list) else [name(m)])
+    return {"loss": name(cfg.get("loss")), "optimizer": name(optimizer), "learning_rate": lr,
+            "metrics": [m for m in flat_metrics if m is not None]}
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def imdb_metrics(y_true: np.ndarray, prob: np.ndarray) -> dict:
+    """Accuracy, weighted precision/recall (the exercise's), log loss and confusion matrix."""
+    from sklearn.metrics import (accuracy_score, confusion_matrix, log_loss, precision_score,
+                                 recall_score)
+
+    y_true = np.asarray(y_true).astype(int)
+    prob = np.clip(np.asarray(prob, dtype=np.float64).ravel(), 1e-7, 1 - 1e-7)
+    pred = (prob > 0.5).astype(int)
+    return {
+        "accuracy": float(accuracy_score(y_true, pred)),
+        "precision": float(precision_score(y_true, pred, average="weighted", zero_division=0)),
+        "recall": float(recall_score(y_true, pred, average="weighted", zero_division=0)),
+        "loss": float(log_loss(y_true, prob, labels=[0, 1])),
+        "confusion": confusion_matrix(y_true, pred, labels=[0, 1]).tolist(),
+        "samples": int(len(y_true)),
+    }
+
+
+@dataclass
+class EvalData:
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_train: np.ndarray
+    y_train: np.ndarray
+    noisy: np.ndarray
+    shifted: np.ndarray
+
+
+def load_eval_data(rubric, profile, source=None) -> EvalData:
+    """The grader's own test subset, a train subset for the histogram, and its own movies."""
+    from reference.solution import generate_movies
+
+    from .data import load_imdb_padded
+
+    ev, data = profile.evaluation, rubric.data
+    seed = data.get("seed", 113)
+    x_test, y_test = load_imdb_padded(data["top_words"], data["max_review_length"], split="test",
+                                      samples=ev["test_samples"], seed=seed, source=source)
+    x_train, y_train = load_imdb_padded(data["top_words"], data["max_review_length"],
+                                        split="train", samples=ev["train_samples"], seed=seed,
+                                        source=source)
+    state = np.random.get_state()
+    np.random.seed(seed)  # the same movies for every submission
+    try:
+        noisy, shifted = generate_movies(ev["movies"], ev["movie_frames"])
+    finally:
+        np.random.set_state(state)
+    return EvalData(x_test, y_test, x_train, y_train, noisy, shifted)
+
+
+def _predict_frames(model, movie: np.ndarray, given: int = 7) -> np.ndarray:
+    """The exercise's test: feed ``given`` frames, then predict one frame at a time."""
+    track = movie[:given]
+    for _ in range(len(movie) - given):
+        new = model.predict(track[np.newaxis], verbose=0)
+        track = np.concatenate((track, new[0, -1:]), axis=0)
+    return track
+
+
+def evaluate_artifacts(artifacts: Path, rubric, profile, out: Path, source=None) -> dict:
+    """Describe and measure every task's models; write evaluation.json and predictions.npz."""
+    data = None
+    arrays: dict[str, np.ndarray] = {}
+    result: dict[str, Any] = {"tasks": {}}
+    for task in rubric.tasks:
+        entry: dict[str, Any] = {}
+        input_shape = (None, rubric.data["max_review_length"]) if task.kind == "imdb" \
+            else (None, None, 40, 40, 1)
+        for role in ("fresh", "trained"):
+            path = artifacts / f"{task.id}.{role}.keras"
+            if not path.exists() and not path.is_symlink():
+                continue
+            info: dict[str, Any] = {}
+            entry[role] = info
+            started = time.perf_counter()
+            try:
+                model, config = load_model_safely(path)
+                info.update(describe_model(model, config, input_shape))
+            except UnsafeModelError as exc:
+                info["error"] = f"{path.name} was refused: {exc}."
+                continue
+            except Exception as exc:  # a broken file is the submission's problem, not ours
+                info["error"] = f"{path.name} could not be loaded ({type(exc).__name__}: " \
+                                f"{str(exc)[:300]})."
+                continue
+            if data is None:
+                data = load_eval_data(rubric, profile, source)
+                arrays.update(y_test=data.y_test, y_train=data.y_train)
+            try:
+                if task.kind == "imdb" and role == "trained":
+                    prob = model.predict(data.x_test, batch_size=_PREDICT_BATCH, verbose=0)
+                    prob = np.asarray(prob, dtype=np.float32).reshape(len(data.x_test), -1)[:, 0]
+                    info["metrics"] = imdb_metrics(data.y_test, prob)
+                    arrays[f"{task.id}_test_prob"] = prob
+                    arrays[f"{task.id}_train_prob"] = np.asarray(model.predict(
+                        data.x_train, batch_size=_PREDICT_BATCH, verbose=0),
+                        dtype=np.float32).reshape(len(data.x_train), -1)[:, 0]
+                elif task.kind == "movies":
+                    pred = model.predict(data.noisy, batch_size=4, verbose=0)
+                    info["prediction_shape"] = list(np.shape(pred))
+                    info["input_shape"] = list(data.noisy.shape)
+                    if role == "trained":
+                        pred = np.asarray(pred, dtype=np.float64)
+                        truth = data.shifted
+                        info["metrics"] = {
+                            "pixel_accuracy": float(np.mean((pred > 0.5) == (truth > 0.5))),
+                            "mse": float(np.mean((pred - truth) ** 2))}
+                        arrays["bonus_track"] = _predict_frames(model, data.noisy[-1])
+                        arrays["bonus_truth"] = data.noisy[-1]
+            except Exception as exc:
+                info["error"] = f"{path.name} loaded, but predicting failed " \
+                                f"({type(exc).__name__}: {str(exc)[:300]})."
+            info["seconds"] = round(time.perf_counter() - started, 3)
+        result["tasks"][task.id] = entry
+    import keras
+
+    result["versions"] = {"keras": keras.__version__, "backend": keras.backend.backend()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(result, indent=1))
+    np.savez_compressed(out / "predictions.npz", **arrays)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = argparse.ArgumentParser(prog="python -m grader.evaluate",
+                                     description="Measure harvested models (trusted side).")
+    parser.add_argument("artifacts", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--rubric", type=Path)
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--data")
+    args = parser.parse_args(argv)
+
+    from .quiet import quiet_tensorflow
+    from .rubric import load_rubric
+
+    quiet_tensorflow()
+    rubric = load_rubric(args.rubric)
+    evaluate_artifacts(args.artifacts, rubric, rubric.profile(args.profile), args.out,
+                       source=args.data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

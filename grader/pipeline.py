@@ -1,0 +1,271 @@
+"""``grade_submission``: one submission, graded in named steps, top to bottom.
+
+validate -> prepare -> execute (the harvest is the notebook's last cell) -> evaluate (a separate
+process) -> check -> report. Each step is a function of its own; a submission that cannot be
+graded becomes a result with a reason, not an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from . import sandbox
+from .checks import REGISTRY, TaskContext
+from .data import ENV_CACHE, ENV_SOURCE, ensure_cache
+from .errors import GradingError, InfrastructureError, InputError
+from .execute import ExecutionReport, run_notebook
+from .quiet import QUIET_ENV
+from .results import CellError, CheckResult, SubmissionResult, TaskResult
+from .rubric import Rubric, load_rubric
+from .submission import (Submission, cell_tasks, prepare_notebook, read_submission,
+                         task_answers)
+
+__all__ = ["grade_submission", "default_out_dir", "Run", "check_all", "validate", "prepare",
+           "execute", "evaluate", "report"]
+
+CHECK_TITLES = {
+    "builder": "builder function", "layers": "layers", "param_count": "parameter count",
+    "output_shape": "output shape", "compile": "compile settings",
+    "history": "training history", "accuracy": "test accuracy",
+    "loss_falls": "loss falls during training", "movies": "generate_movies",
+    "movie_prediction": "predicts next frames", "manual": "written answer",
+}
+PRINTED_TOLERANCE = 0.02
+_PRINTED_ACCURACY = re.compile(r"^\s*Accuracy\s*[:=]\s*([01](?:\.\d+)?)", re.M | re.I)
+
+
+def default_out_dir(submission: Path) -> Path:
+    return submission.parent / f"{submission.stem}_graded"
+
+
+@dataclass
+class Run:
+    """One grading run's state, passed from step to step."""
+
+    submission: Path
+    rubric: Rubric
+    profile: Any
+    out: Path
+    data: str | None = None
+    sub: Submission | None = None
+    notebook: nbformat.NotebookNode | None = None
+    owners: list[str | None] = field(default_factory=list)
+    cache: Path | None = None
+    workdir: Path | None = None
+    artifacts: Path | None = None
+    confinement: sandbox.Confinement | None = None
+    execution: ExecutionReport | None = None
+    harvest: dict = field(default_factory=dict)
+    evaluation: dict = field(default_factory=dict)
+    cell_timeout: float = 0.0
+    total_timeout: float = 0.0
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def validate(run: Run) -> None:
+    """Step 1: the file parses; the data source is reachable (before any kernel starts)."""
+    run.sub = read_submission(run.submission)
+    src, cache = ensure_cache(run.data)
+    run.data = str(src.path)
+    run.cache = cache
+
+
+def prepare(run: Run) -> None:
+    """Step 2: a fresh work folder, the notebook with parameters injected and harvest appended."""
+    run.workdir = run.out / "work"
+    if run.workdir.exists():
+        shutil.rmtree(run.workdir)
+    run.workdir.mkdir(parents=True)
+    if run.sub.kind == "module":
+        shutil.copyfile(run.submission, run.workdir / "submission.py")
+    nb, artifact_name = prepare_notebook(run.sub, dict(run.profile.parameters), run.rubric.tasks)
+    run.notebook = nb
+    run.artifacts = run.workdir / artifact_name
+    run.owners = cell_tasks(nb, run.rubric.tasks)
+    run.confinement = sandbox.plan(run.workdir, data_env={
+        ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)})
+
+
+def execute(run: Run) -> None:
+    """Step 3 (and 4, the harvest cell): run the notebook in its own kernel."""
+    run.execution = run_notebook(
+        run.notebook, run.workdir, env=run.confinement.env, cell_timeout=run.cell_timeout,
+        total_timeout=run.total_timeout, owners=run.owners,
+        command_prefix=run.confinement.command_prefix)
+    path = run.artifacts / "harvest.json"
+    if path.is_file() and not path.is_symlink() and path.stat().st_size < (8 << 20):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            run.harvest = data if isinstance(data, dict) else {}
+        except (ValueError, UnicodeDecodeError):
+            run.harvest = {}
+    if run.harvest:  # kept beside the results: re-scoring and reports read it from there
+        (run.out / "harvest.json").write_text(json.dumps(run.harvest))
+
+
+def evaluate(run: Run) -> None:
+    """Step 5: measure the harvested models in a separate, trusted process."""
+    if not run.harvest:
+        return
+    env = {k: os.environ[k] for k in ("PATH", "LANG", "HOME") if k in os.environ}
+    env.update(QUIET_ENV)
+    env[ENV_CACHE] = str(run.cache.parent)
+    cmd = [sys.executable, "-m", "grader.evaluate", str(run.artifacts), str(run.out),
+           "--rubric", str(run.rubric.path), "--profile", run.profile.name, "--data", run.data]
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=str(run.out), capture_output=True, text=True,
+                              timeout=max(600.0, run.total_timeout / 2))
+    except subprocess.TimeoutExpired as exc:
+        raise InfrastructureError("The evaluation of the harvested models took too long.",
+                                  path=str(run.submission)) from exc
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        raise InfrastructureError(f"The evaluation process failed (exit {proc.returncode}): "
+                                  f"{tail}", path=str(run.submission))
+    run.evaluation = json.loads((run.out / "evaluation.json").read_text())
+
+
+def _task_context(run: Run, task, answers=()) -> TaskContext:
+    not_run = None
+    if not run.harvest:
+        not_run = run.execution.kernel if run.execution and run.execution.kernel else \
+            "the notebook did not reach its last cell"
+        not_run = not_run.rstrip(".")
+    return TaskContext(task=task, profile=run.profile, rubric=run.rubric,
+                       harvest=(run.harvest.get("tasks") or {}).get(task.id) or {},
+                       namespace=run.harvest.get("namespace") or {},
+                       evaluation=(run.evaluation.get("tasks") or {}).get(task.id) or {},
+                       artifacts=run.artifacts if run.harvest else None, answers=answers,
+                       not_run=not_run)
+
+
+def check_all(rubric: Rubric, profile, contexts: dict[str, TaskContext],
+              errors: list[CellError] = ()) -> list[TaskResult]:
+    """Step 6: every rubric item against the artifacts and the measurements."""
+    results = []
+    for task in rubric.tasks:
+        ctx = contexts[task.id]
+        checks = []
+        for spec in task.checks:
+            name = f"{ctx.label}: {CHECK_TITLES.get(spec.check, spec.id)}"
+            if not spec.applies_to(profile.name):
+                checks.append(CheckResult(task.id, spec.id, spec.check, name, 0.0, spec.points,
+                                          "skipped", f"Not checked in the {profile.name} profile.",
+                                          visibility=spec.visibility))
+                continue
+            try:
+                outcome = REGISTRY[spec.check].func(ctx, spec)
+            except Exception as exc:  # a grader bug on odd input must not sink the other checks
+                traceback.print_exc(file=sys.stderr)
+                checks.append(CheckResult(task.id, spec.id, spec.check, name, 0.0, spec.points,
+                                          "failed", f"{ctx.label}: the grader could not run this "
+                                          f"check ({type(exc).__name__}: {exc}); tell your TA.",
+                                          visibility=spec.visibility))
+                continue
+            status = "pending" if outcome.pending else "passed" if outcome.passed else "failed"
+            checks.append(CheckResult(task.id, spec.id, spec.check, name,
+                                      spec.points if outcome.passed else 0.0, spec.points, status,
+                                      outcome.message, outcome.hint or spec.hint,
+                                      spec.visibility))
+        results.append(TaskResult(task.id, task.title, tuple(checks),
+                                  tuple(e for e in errors if e.task == task.id)))
+    return results
+
+
+def printed_accuracy_flags(run: Run) -> list[str]:
+    """Compare the accuracy a notebook printed with the one measured on the same reviews."""
+    flags = []
+    if not run.execution:
+        return flags
+    printed: dict[str, float] = {}
+    for cell, owner in zip(run.execution.notebook.cells, run.owners):
+        if cell.cell_type != "code" or owner is None:
+            continue
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            for m in _PRINTED_ACCURACY.finditer(str(text)):
+                printed[owner] = float(m.group(1))
+    for task in run.rubric.tasks:
+        measured = (run.evaluation.get("tasks", {}).get(task.id, {}).get("trained", {})
+                    .get("metrics", {}).get("accuracy"))
+        if task.id in printed and measured is not None \
+                and abs(printed[task.id] - measured) > PRINTED_TOLERANCE:
+            flags.append(f"{task.title}: the notebook printed accuracy {printed[task.id]:.4f}, "
+                         f"the grader measured {measured:.4f} on the same test reviews.")
+    return flags
+
+
+def report(result: SubmissionResult, run: Run | None, out: Path) -> None:
+    """Step 7: results.json, result.json, feedback.html and the executed notebook."""
+    from .report import write_reports
+
+    if run is not None and run.execution is not None:
+        nbformat.write(run.execution.notebook, out / "executed.ipynb")
+    write_reports(result, out)
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+def _not_graded(path: Path, profile: str, err: GradingError, started: float,
+                rubric_digest: str = "") -> SubmissionResult:
+    return SubmissionResult(submission=str(path), profile=profile, status="not_graded",
+                            reason=str(err), reason_kind=err.reason,
+                            execution_time=time.monotonic() - started,
+                            rubric_digest=rubric_digest)
+
+
+def grade_submission(path: str | Path, *, profile: str = "quick",
+                     rubric: str | Path | Rubric | None = None, out: str | Path | None = None,
+                     data: str | None = None, timeout: float | None = None,
+                     cell_timeout: float | None = None) -> SubmissionResult:
+    """Grade one ``.ipynb`` or ``.py`` submission and write its reports into ``out``.
+
+    Raises ``RubricError`` for a broken rubric (nothing can be graded); every problem with the
+    submission itself is a ``not_graded`` result with a reason.
+    """
+    started = time.monotonic()
+    path = Path(path)
+    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    prof = rubric.profile(profile)
+    out = Path(out) if out else default_out_dir(path)
+    out.mkdir(parents=True, exist_ok=True)
+    run = Run(submission=path, rubric=rubric, profile=prof, out=out, data=data,
+              cell_timeout=cell_timeout or prof.cell_timeout,
+              total_timeout=timeout or prof.timeout)
+    try:
+        validate(run)
+        prepare(run)
+        execute(run)
+        evaluate(run)
+    except (InputError, InfrastructureError, GradingError) as err:
+        result = _not_graded(path, profile, err, started, rubric.digest)
+        report(result, run if run.execution else None, out)
+        return result
+
+    answers = {t.id: task_answers(run.sub.notebook, t.id) for t in rubric.tasks}
+    contexts = {t.id: _task_context(run, t, answers[t.id]) for t in rubric.tasks}
+    tasks = check_all(rubric, prof, contexts, run.execution.errors)
+    result = SubmissionResult(
+        submission=str(path), profile=profile, status="graded", tasks=tuple(tasks),
+        errors=tuple(run.execution.errors), kernel=run.execution.kernel,
+        flags=tuple(printed_accuracy_flags(run)), confinement=tuple(run.confinement.layers),
+        execution_time=time.monotonic() - started, rubric_digest=rubric.digest,
+        extra={"notes": list(run.sub.notes), "kind": run.sub.kind,
+               "kernel_seconds": round(run.execution.seconds, 2)})
+    report(result, run, out)
+    return result

@@ -1,0 +1,101 @@
+"""The report's figures, drawn with matplotlib (Agg) and handed out as checked PNG data URIs."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+__all__ = ["png_data_uri", "history_plot", "histogram_plot", "confusion_plot", "frames_plot"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_data_uri(png: bytes) -> str:
+    """A data URI for PNG bytes; anything that is not a PNG is refused."""
+    if not png.startswith(_PNG_SIGNATURE) or b"IEND" not in png[-16:]:
+        raise ValueError("not a complete PNG image")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _figure(width=6.4, height=3.2):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=90, layout="constrained")
+
+
+def _render(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return png_data_uri(buf.getvalue())
+
+
+def history_plot(history: dict[str, list]) -> str | None:
+    """Loss and accuracy per epoch, training against validation (the exercise's plot_history)."""
+    if not history or not history.get("loss"):
+        return None
+    panels = [("loss", "Loss")] + ([("accuracy", "Accuracy")] if "accuracy" in history else [])
+    fig = _figure(3.3 * len(panels), 3.0)
+    for i, (key, label) in enumerate(panels, 1):
+        ax = fig.add_subplot(1, len(panels), i)
+        epochs = np.arange(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], marker="o", label="Training")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], marker="o", label="Validation")
+        ax.set_xlabel("Epochs")
+        ax.set_ylabel(label)
+        ax.set_xticks(epochs)
+        ax.legend()
+    return _render(fig)
+
+
+def histogram_plot(train_prob, y_train, test_prob, y_test) -> str:
+    """Predicted probability of 'positive' for train and test reviews of each class."""
+    fig = _figure(5.0, 3.4)
+    ax = fig.add_subplot()
+    bins = np.linspace(0, 1, 11)
+    ax.hist(train_prob[y_train == 1], bins=bins, alpha=0.5, color="red", label="train == 1")
+    ax.hist(train_prob[y_train == 0], bins=bins, alpha=0.5, color="blue", label="train == 0")
+    ax.hist(test_prob[y_test == 1], bins=bins, histtype="step", linewidth=2, color="darkred",
+            label="test == 1")
+    ax.hist(test_prob[y_test == 0], bins=bins, histtype="step", linewidth=2, color="navy",
+            label="test == 0")
+    ax.set_xlabel("Probability of being a good review")
+    ax.set_ylabel("Number of entries")
+    ax.legend(loc="upper center")
+    return _render(fig)
+
+
+def confusion_plot(matrix) -> str:
+    matrix = np.asarray(matrix)
+    fig = _figure(3.2, 3.0)
+    ax = fig.add_subplot()
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, f"{v:,}", ha="center", va="center",
+                color="white" if v > matrix.max() / 2 else "black")
+    ax.set_xticks([0, 1], ["negative", "positive"])
+    ax.set_yticks([0, 1], ["negative", "positive"])
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("True")
+    return _render(fig)
+
+
+def frames_plot(track, truth, given: int = 7) -> str:
+    """Predicted frames beside the true ones for one movie (the exercise's last cell)."""
+    n = len(track)
+    fig = _figure(1.1 * n, 2.6)
+    for t in range(n):
+        top = fig.add_subplot(2, n, t + 1)
+        top.imshow(track[t, :, :, 0], vmin=0, vmax=1)
+        top.set_title("input" if t < given else "predicted", fontsize=7)
+        bottom = fig.add_subplot(2, n, n + t + 1)
+        bottom.imshow(truth[t, :, :, 0], vmin=0, vmax=1)
+        bottom.set_title("truth", fontsize=7)
+        for ax in (top, bottom):
+            ax.set_axis_off()
+    return _render(fig)

@@ -1,0 +1,150 @@
+"""Result dataclasses for checks, tasks and submissions, and their Gradescope JSON form.
+
+Renderers (HTML, JSON, CSV, terminal) read these and never change them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+__all__ = ["CheckResult", "TaskResult", "CellError", "SubmissionResult", "to_gradescope",
+           "from_dict", "EXIT_FULL_MARKS", "EXIT_POINTS_LOST", "EXIT_NOT_GRADED"]
+
+EXIT_FULL_MARKS, EXIT_POINTS_LOST, EXIT_NOT_GRADED = 0, 1, 2
+
+Status = Literal["passed", "failed", "pending", "skipped"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    task: str
+    check: str  # the check's id in the rubric
+    kind: str  # the registry name (layers, accuracy, ...)
+    name: str  # what a student reads: "Task 1: layers"
+    score: float
+    max_score: float
+    status: Status
+    message: str
+    hint: str | None = None
+    visibility: str = "visible"
+
+    @property
+    def lost(self) -> float:
+        return self.max_score - self.score if self.status == "failed" else 0.0
+
+
+@dataclass(frozen=True)
+class CellError:
+    cell: int  # 1-based position among the notebook's cells
+    task: str | None
+    ename: str
+    evalue: str
+    traceback: str  # the tail, ANSI colours removed
+    source_line: int | None = None  # 1-based line of the cell where the error was raised
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    id: str
+    title: str
+    checks: tuple[CheckResult, ...]
+    errors: tuple[CellError, ...] = ()
+
+    @property
+    def score(self) -> float:
+        return sum(c.score for c in self.checks)
+
+    @property
+    def max_score(self) -> float:
+        """Points at stake in this profile (skipped checks are not; manual ones are)."""
+        return sum(c.max_score for c in self.checks if c.status != "skipped")
+
+    @property
+    def auto_lost(self) -> float:
+        return sum(c.lost for c in self.checks)
+
+    @property
+    def pending(self) -> float:
+        return sum(c.max_score for c in self.checks if c.status == "pending")
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    submission: str
+    profile: str
+    status: Literal["graded", "not_graded"]
+    tasks: tuple[TaskResult, ...] = ()
+    reason: str | None = None  # why it could not be graded, one sentence
+    reason_kind: str | None = None  # the error class, to group failures
+    errors: tuple[CellError, ...] = ()
+    kernel: str | None = None  # "the kernel died in cell 14", "stopped after 600 s", ...
+    flags: tuple[str, ...] = ()  # things a TA should look at (printed vs measured accuracy)
+    confinement: tuple[str, ...] = ()  # the confinement layers that were on
+    execution_time: float = 0.0
+    rubric_digest: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return sum(t.score for t in self.tasks)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.max_score for t in self.tasks)
+
+    @property
+    def exit_code(self) -> int:
+        if self.status != "graded":
+            return EXIT_NOT_GRADED
+        return EXIT_POINTS_LOST if any(t.auto_lost for t in self.tasks) else EXIT_FULL_MARKS
+
+    def with_tasks(self, tasks) -> "SubmissionResult":
+        return replace(self, tasks=tuple(tasks))
+
+
+def _gs_status(status: Status) -> str:
+    return "passed" if status == "passed" else "failed"
+
+
+def to_gradescope(result: SubmissionResult) -> dict:
+    """Gradescope's results.json: score, execution_time, tests[] with extra_data task/check."""
+    tests = []
+    for task in result.tasks:
+        for c in task.checks:
+            if c.status == "skipped":
+                continue
+            output = c.message + (f"\nHint: {c.hint}" if c.hint and c.status == "failed" else "")
+            tests.append({"name": c.name, "score": c.score, "max_score": c.max_score,
+                          "status": _gs_status(c.status), "output": output,
+                          "visibility": c.visibility,
+                          "extra_data": {"task": c.task, "check": c.check}})
+    out: dict[str, Any] = {"score": result.score, "execution_time": round(result.execution_time),
+                           "tests": tests}
+    if result.status != "graded":
+        out["output"] = f"Could not grade: {result.reason}"
+    elif result.kernel:
+        out["output"] = result.kernel
+    return out
+
+
+def to_dict(result: SubmissionResult) -> dict:
+    return asdict(result)
+
+
+def from_dict(data: dict) -> SubmissionResult:
+    """Rebuild a result stored with ``to_dict`` (batch resume, re-scoring)."""
+    tasks = tuple(TaskResult(id=t["id"], title=t["title"],
+                             checks=tuple(CheckResult(**c) for c in t["checks"]),
+                             errors=tuple(CellError(**e) for e in t["errors"]))
+                  for t in data.get("tasks", ()))
+    kwargs = {k: v for k, v in data.items() if k not in ("tasks", "errors")}
+    for key in ("flags", "confinement"):
+        kwargs[key] = tuple(kwargs.get(key, ()))
+    return SubmissionResult(tasks=tasks, errors=tuple(CellError(**e) for e in data["errors"]),
+                            **kwargs)
+
+
+def dumps(result: SubmissionResult) -> str:
+    return json.dumps(to_dict(result), indent=1)

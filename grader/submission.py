@@ -1,0 +1,265 @@
+"""Read and validate a submission, and turn it into the notebook the kernel runs.
+
+Small transforms in a fixed order (nbgrader's way): read -> normalise (outputs cleared, kernel
+pinned) -> inject the profile's parameters after the ``parameters`` cell (papermill's
+convention) -> append the harvest cell. A ``.py`` module is first wrapped in a notebook that
+imports it and trains each task's model with the profile's budget.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import harvest as _harvest_module
+from .checks.movies import MOVIES_CALL
+from .errors import InputError
+
+__all__ = ["Submission", "read_submission", "prepare_notebook", "cell_tasks", "task_answers",
+           "MAX_SUBMISSION_BYTES", "INJECTED_TAG", "HARVEST_TAG"]
+
+MAX_SUBMISSION_BYTES = 50 << 20
+INJECTED_TAG = "injected-parameters"
+HARVEST_TAG = "ex8-harvest"
+KERNEL_NAME = "python3"
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME}
+#: a tag no notebook uses: every cell runs, whatever tags the submission carries
+NEVER_SKIP = "ex8-grader-runs-every-cell"
+ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
+
+
+@dataclass
+class Submission:
+    path: Path
+    kind: str  # "notebook" or "module"
+    notebook: nbformat.NotebookNode  # the notebook as submitted, or the wrapper of a module
+    notes: list[str] = field(default_factory=list)  # what the grader changed, for the report
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if not data.strip():
+        raise InputError(f"{path} is empty.", path=str(path))
+    if b"\x00" in data[:8192]:
+        raise InputError(f"{path} is a binary file, not a notebook or Python source.",
+                         path=str(path))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text (byte {exc.start} is invalid).",
+                         path=str(path)) from exc
+
+
+def read_submission(path: str | Path) -> Submission:
+    """Validate the file before any kernel starts; one clear sentence when it is unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist.", path=str(path))
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a submission file.", path=str(path))
+    if path.suffix not in (".ipynb", ".py"):
+        raise InputError(f"{path} is neither a notebook (.ipynb) nor a Python module (.py).",
+                         path=str(path))
+    size = path.stat().st_size
+    if size > MAX_SUBMISSION_BYTES:
+        raise InputError(f"{path} is {size >> 20} MB; a submission may have at most "
+                         f"{MAX_SUBMISSION_BYTES >> 20} MB (clear the outputs).", path=str(path))
+    text = _decode(path, path.read_bytes())
+    if path.suffix == ".py":
+        try:
+            compile(text, str(path), "exec")
+        except SyntaxError as exc:
+            raise InputError(f"{path} does not compile: line {exc.lineno}: {exc.msg}.",
+                             path=str(path)) from exc
+        except ValueError as exc:
+            raise InputError(f"{path} does not compile: {exc}.", path=str(path)) from exc
+        return Submission(path, "module", wrap_module(path, text))
+    return Submission(path, "notebook", _parse_notebook(path, text))
+
+
+def _parse_notebook(path: Path, text: str) -> nbformat.NotebookNode:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not a notebook: not valid JSON (line {exc.lineno}, column "
+                         f"{exc.colno}: {exc.msg}).", path=str(path)) from exc
+    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
+        raise InputError(f"{path} is JSON but not a Jupyter notebook (no cells).", path=str(path))
+    major = raw.get("nbformat")
+    if major != 4:
+        raise InputError(f"{path} is an nbformat v{major} notebook; this grader reads v4 (open "
+                         "and save it in a current Jupyter to convert it).", path=str(path))
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the top level"
+        raise InputError(f"{path} is not a valid v4 notebook: at {where}, "
+                         f"{str(exc.message)[:200]}.", path=str(path)) from exc
+    except Exception as exc:  # nbformat raises a zoo of errors on malformed input
+        raise InputError(f"{path} is not a valid notebook ({type(exc).__name__}).",
+                         path=str(path)) from exc
+    return nb
+
+
+# --------------------------------------------------------------------------- .py modules
+
+
+def wrap_module(path: Path, text: str) -> nbformat.NotebookNode:
+    """A notebook that imports the module, builds every task with its builder and trains it."""
+    from .rubric import load_rubric
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell
+    params = cell("# defaults; the grader injects its profile's values after this cell\n"
+                  "TOP_WORDS, MAX_REVIEW_LENGTH, EMBEDDING_DIM = 5000, 500, 32\n"
+                  "TRAIN_SAMPLES, TEST_SAMPLES, EPOCHS, BATCH_SIZE = None, 10000, 3, 64\n"
+                  "MOVIE_SAMPLES, MOVIE_FRAMES, MOVIE_EPOCHS, SEED = 1200, 15, 20, 7")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells.append(params)
+    nb.cells.append(cell(
+        "import importlib.util, sys\n"
+        f"_spec = importlib.util.spec_from_file_location('submission', 'submission.py')\n"
+        "submission = importlib.util.module_from_spec(_spec)\n"
+        "sys.modules['submission'] = submission\n"
+        "_spec.loader.exec_module(submission)\n"
+        "for _name in ('TOP_WORDS', 'MAX_REVIEW_LENGTH', 'EMBEDDING_DIM'):\n"
+        "    setattr(submission, _name, globals()[_name])  # builders read the module's globals\n"
+        "globals().update({k: v for k, v in vars(submission).items() if callable(v) and\n"
+        "                  getattr(v, '__module__', None) == 'submission'})"))
+    nb.cells.append(cell(_data_cell_source()))
+    for task in load_rubric().tasks:
+        if task.kind == "imdb":
+            body = (f"{task.model} = {task.builder}()\n"
+                    f"{task.history} = {task.model}.fit(X_train, y_train, "
+                    "validation_data=(X_val, y_val),\n"
+                    "    epochs=EPOCHS, batch_size=BATCH_SIZE, verbose=2)")
+        else:
+            body = ("noisy_movies, shifted_movies = generate_movies(MOVIE_SAMPLES, MOVIE_FRAMES)\n"
+                    f"{task.model} = {task.builder}()\n"
+                    f"{task.history} = {task.model}.fit(noisy_movies[:MOVIE_SAMPLES * 5 // 6],\n"
+                    "    shifted_movies[:MOVIE_SAMPLES * 5 // 6], batch_size=10, "
+                    "epochs=MOVIE_EPOCHS,\n    validation_split=0.05, verbose=2)")
+        c = cell(f"import keras\nkeras.utils.set_random_seed(SEED)\n{body}")
+        c.metadata["ex8"] = {"task": task.id}
+        nb.cells.append(c)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["ex8"] = {"module": path.name}
+    return nb
+
+
+def _data_cell_source() -> str:
+    """The reference notebook's data preparation cell (tagged ``data``), the one source."""
+    from importlib import resources
+
+    ref = nbformat.reads(resources.files("reference").joinpath("ex8_solution.ipynb")
+                         .read_text(encoding="utf-8"), as_version=4)
+    for c in ref.cells:
+        if "data" in c.metadata.get("tags", []):
+            return "import keras\nfrom sklearn.model_selection import train_test_split\n" + \
+                c.source
+    raise InputError("reference/ex8_solution.ipynb has no cell tagged 'data'.")
+
+
+# --------------------------------------------------------------------------- preparing
+
+
+def _params_source(parameters: dict) -> str:
+    lines = ["# Parameters injected by the grader (profile values)"]
+    lines += [f"{name} = {value!r}" for name, value in parameters.items()]
+    return "\n".join(lines)
+
+
+def harvest_source(tasks, out_dir: str) -> str:
+    spec = {"out": out_dir, "movies_call": MOVIES_CALL,
+            "tasks": [{"id": t.id, "builder": t.builder, "model": t.model, "history": t.history}
+                      for t in tasks]}
+    body = inspect.getsource(_harvest_module).split('"""', 2)[2]  # drop the module docstring
+    return (f"# ex8 grader: hand out the models, histories and movies (plain data only)\n"
+            f"{body.strip()}\n\nharvest({json.dumps(spec)}, globals())\ndel harvest")
+
+
+def prepare_notebook(sub: Submission, parameters: dict, tasks) -> tuple[nbformat.NotebookNode,
+                                                                        str]:
+    """Clear outputs, pin the kernel, inject parameters, append the harvest cell.
+
+    Returns the notebook and the name of the (not yet existing) artifact folder the harvest
+    will create: a random name, so nothing the notebook ran before can have prepared it.
+    """
+    nb = nbformat.from_dict(json.loads(json.dumps(sub.notebook)))  # a deep, independent copy
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    code_cells = []
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.outputs = []
+            c.execution_count = None
+            code_cells.append(c)
+        c.metadata.pop("execution", None)
+    injected = nbformat.v4.new_code_cell(_params_source(parameters))
+    injected.metadata["tags"] = [INJECTED_TAG]
+    position = next((i for i, c in enumerate(nb.cells)
+                     if "parameters" in c.metadata.get("tags", [])), None)
+    if position is None:
+        sub.notes.append("No cell is tagged 'parameters': the grader's parameters were put at "
+                         "the top of the notebook.")
+        nb.cells.insert(0, injected)
+    else:
+        nb.cells.insert(position + 1, injected)
+    out_dir = f"artifacts-{secrets.token_hex(8)}"
+    harvest = nbformat.v4.new_code_cell(harvest_source(tasks, out_dir))
+    harvest.metadata["tags"] = [HARVEST_TAG]
+    nb.cells.append(harvest)
+    for c in nb.cells:  # nbformat >= 4.5 wants ids; old notebooks have none
+        c.setdefault("id", secrets.token_hex(4))
+    return nb, out_dir
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def _mentions(source: str, name: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}\b", source) is not None
+
+
+def cell_tasks(nb: nbformat.NotebookNode, tasks) -> list[str | None]:
+    """The task each cell belongs to: the last task whose names its source mentions.
+
+    A cell that names no task belongs to the task of the cell before it (the plot and
+    evaluation cells after a training cell); cells before the first task belong to none.
+    """
+    owners: list[str | None] = []
+    current = None
+    for c in nb.cells:
+        if c.cell_type == "code" and HARVEST_TAG not in c.metadata.get("tags", []):
+            named = [t.id for t in tasks
+                     if any(_mentions(c.source, n) for n in (t.builder, t.model, t.history))]
+            if named:
+                current = named[-1]
+        elif c.cell_type == "markdown":
+            heading = re.search(r"^#+ .*?(task\s*(\d)|bonus)", c.source, re.I | re.M)
+            if heading:
+                current = f"task{heading.group(2)}" if heading.group(2) else "bonus"
+        owners.append(current if c.cell_type == "code" else None)
+    return owners
+
+
+def task_answers(nb: nbformat.NotebookNode, task_id: str) -> tuple[str, ...]:
+    """Markdown answers of a task: cells tagged ``answer`` whose metadata names the task."""
+    answers = []
+    for c in nb.cells:
+        if c.cell_type != "markdown" or "answer" not in c.metadata.get("tags", []):
+            continue
+        if c.metadata.get("ex8", {}).get("task") != task_id:
+            continue
+        # The question is the paragraph in bold the template starts with; the rest is the answer.
+        paragraphs = re.split(r"\n\s*\n", c.source.replace(ANSWER_PLACEHOLDER, ""))
+        text = "\n\n".join(p.strip() for p in paragraphs
+                             if p.strip() and not p.lstrip().startswith("**"))
+        if text:
+            answers.append(text)
+    return tuple(answers)

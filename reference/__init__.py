@@ -1,0 +1,1 @@
+"""Exercise 8 reference solution: the one source, the generated notebooks and module."""

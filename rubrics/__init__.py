@@ -1,0 +1,1 @@
+"""The rubrics shipped with the grader (ex8.yaml), importable as package data."""
