@@ -50,6 +50,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="override profile parameters (to try a profile before editing it)")
     args = parser.parse_args()
 
     from grader.evaluate import imdb_metrics, load_eval_data
@@ -60,7 +62,11 @@ def main() -> int:
     rows: dict[str, list[float]] = {}
     extra: dict[str, list[str]] = {}
     for seed in args.seeds:
-        ns = run_notebook(dict(profile.parameters), seed)
+        params = dict(profile.parameters)
+        for item in args.set:
+            name, _, value = item.partition("=")
+            params[name] = None if value == "None" else int(value)
+        ns = run_notebook(params, seed)
         for task in rubric.tasks:
             model = ns.get(task.model)
             if model is None:

@@ -144,7 +144,9 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     log = open(workdir / "kernel.log", "ab")  # the kernel process's own chatter
 
     async def run():
-        await client.async_execute(env=env, cwd=str(workdir), stdout=log, stderr=log)
+        # cleanup_kc: shut the kernel down and close its sockets even though we made the km
+        await client.async_execute(cleanup_kc=True, env=env, cwd=str(workdir), stdout=log,
+                                   stderr=log)
 
     start = time.monotonic()
     try:

@@ -55,7 +55,7 @@ def check_history(ctx: TaskContext, spec) -> Outcome:
             hint.append(f"pass epochs={epochs_opt} to fit() so the grader's profiles can set it")
         return Outcome(False, f"{ctx.label}: " + "; ".join(problems) + ".",
                        hint=("; ".join(hint).capitalize() + ".") if hint else None)
-    return Outcome(True, f"{ctx.label}: {got} epochs recorded with "
+    return Outcome(True, f"{ctx.label}: {got} epoch{'s' * (got != 1)} recorded with "
                          f"{', '.join(sorted(history))}.")
 
 

@@ -13,4 +13,8 @@ def check_manual(ctx: TaskContext, spec) -> Outcome:
     if not answers:
         return Outcome(False, f"{ctx.label}: to be marked by a TA. {prompt} No answer was found.",
                        pending=True)
-    return Outcome(False, f"{ctx.label}: to be marked by a TA. {prompt}", pending=True)
+    answer = " ".join(" ".join(answers).split())
+    if len(answer) > 400:
+        answer = answer[:397] + "..."
+    return Outcome(False, f"{ctx.label}: to be marked by a TA. {prompt} Answer: {answer}",
+                   pending=True)

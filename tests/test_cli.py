@@ -1,0 +1,98 @@
+"""The `grade` command: arguments reach the pipeline; bad input is exit 2 and one sentence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import cli, pipeline
+from grader.results import SubmissionResult
+
+from .conftest import assert_one_sentence
+
+
+def test_arguments_reach_grade_submission(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def fake(path, **kwargs):
+        seen.update(kwargs, path=path)
+        return SubmissionResult(submission=str(path), profile=kwargs["profile"],
+                                status="graded")
+
+    monkeypatch.setattr(pipeline, "grade_submission", fake)
+    code = cli.main(["sub.ipynb", "--profile", "structure", "--rubric", "r.yaml", "--out",
+                     str(tmp_path), "--data", "imdb.npz", "--timeout", "99",
+                     "--cell-timeout", "7"])
+    assert code == 0
+    assert seen == {"path": Path("sub.ipynb"), "profile": "structure", "rubric": Path("r.yaml"),
+                    "out": tmp_path, "data": "imdb.npz", "timeout": 99.0, "cell_timeout": 7.0}
+
+
+def test_defaults(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(pipeline, "grade_submission", lambda path, **kw: seen.update(kw) or
+                        SubmissionResult(submission=str(path), profile="quick", status="graded"))
+    cli.main(["x.py"])
+    assert seen == {"profile": "quick", "rubric": None, "out": None, "data": None,
+                    "timeout": None, "cell_timeout": None}
+
+
+def _write(path: Path, content) -> Path:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+V3 = json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {},
+                 "worksheets": [{"cells": []}]})
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("not_json.ipynb", "{this is not json", "not valid JSON"),
+    ("old_format.ipynb", V3, "nbformat v3"),
+    ("empty.ipynb", "", "is empty"),
+    ("binary.ipynb", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+    ("broken.py", "def f(:\n    pass\n", "does not compile: line 1"),
+    ("latin1.py", "x = '\xe9'\n".encode("latin-1"), "not UTF-8"),
+    ("notes.txt", "hello", "neither a notebook"),
+    ("no_cells.ipynb", json.dumps({"nbformat": 4, "metadata": {}}), "not a Jupyter notebook"),
+    ("bad_cell.ipynb", json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                                   "cells": [{"cell_type": "code"}]}), "not a valid"),
+])
+def test_malformed_input_is_exit_2_with_one_sentence(tmp_path, capsys, name, content, words):
+    path = _write(tmp_path / name, content)
+    code = cli.main([str(path), "--profile", "structure", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("grade: ") and str(path) in err and words in err
+    assert_one_sentence(err.removeprefix("grade: "))
+    # a report is still written, saying why the submission could not be graded
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["score"] == 0
+
+
+def test_missing_file(tmp_path, capsys):
+    code = cli.main([str(tmp_path / "nope.ipynb"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "does not exist" in err
+    assert_one_sentence(err.removeprefix("grade: "))
+
+
+def test_broken_rubric_is_exit_2(tmp_path, capsys):
+    nb = tmp_path / "ok.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), nb)
+    rubric = _write(tmp_path / "rubric.yaml", "schema_version: 1\ntasks: 3\n")
+    code = cli.main([str(nb), "--rubric", str(rubric)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and str(rubric) in err
+    assert_one_sentence(err.removeprefix("grade: "))
+
+
+def test_unknown_profile_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["x.ipynb", "--profile", "fast"])
+    assert info.value.code == 2

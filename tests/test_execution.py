@@ -1,0 +1,68 @@
+"""Cells past their limit, kernels that die, runs past the total limit: results, not crashes."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from grader.pipeline import grade_submission
+
+from .conftest import REFERENCE_NB, TEMPLATE_NB
+
+pytestmark = pytest.mark.kernel
+
+
+def with_cell(base, dest, source: str, *, before: str) -> str:
+    """Insert a code cell before the first cell whose source contains ``before``."""
+    nb = nbformat.read(base, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if before in c.source)
+    nb.cells.insert(index, nbformat.v4.new_code_cell(source))
+    nbformat.write(nb, dest)
+    return dest
+
+
+def _task_scores(result):
+    return {t.id: (t.score, t.auto_lost) for t in result.tasks}
+
+
+def test_endless_cell_is_stopped_and_the_tasks_before_it_are_graded(tmp_path):
+    path = with_cell(REFERENCE_NB, tmp_path / "endless_loop_before_bonus.ipynb",
+                     "while True:\n    pass", before="def generate_movies")
+    result = grade_submission(path, profile="structure", out=tmp_path / "out", cell_timeout=40)
+    assert result.status == "graded" and result.kernel is None
+    timeouts = [e for e in result.errors if e.ename == "CellTimeout"]
+    assert len(timeouts) == 1 and "40 s" in timeouts[0].evalue
+    scores = _task_scores(result)
+    for task in ("rnn", "task1", "task2", "task3", "bonus"):
+        assert scores[task][1] == 0, (task, scores[task])  # nothing lost: the run went on
+
+
+def test_kernel_that_exits_is_reported_with_its_cell(tmp_path):
+    path = with_cell(TEMPLATE_NB, tmp_path / "exits_in_task1.ipynb",
+                     "import os\nos._exit(1)", before="def build_lstm_model")
+    result = grade_submission(path, profile="structure", out=tmp_path / "out")
+    nb = nbformat.read(path, as_version=4)
+    exit_cell = next(i for i, c in enumerate(nb.cells) if "os._exit" in c.source) + 1
+    # the grader injects its parameters cell after the parameters cell: one more before it
+    assert result.kernel == f"The kernel died in cell {exit_cell + 1}."
+    assert result.status == "graded" and result.score == 0
+    builder = next(c for t in result.tasks for c in t.checks if c.task == "task1"
+                   and c.check == "builder")
+    assert "The kernel died in cell" in builder.message
+    assert (tmp_path / "out" / "feedback.html").is_file()
+    assert "The kernel died in cell" in (tmp_path / "out" / "feedback.html").read_text()
+
+
+def test_run_past_the_total_limit_is_stopped(tmp_path):
+    import psutil
+
+    path = with_cell(TEMPLATE_NB, tmp_path / "sleeps.ipynb", "import time\ntime.sleep(1e9)",
+                     before="def build_lstm_model")
+    before = {p.pid for p in psutil.process_iter()}
+    result = grade_submission(path, profile="structure", out=tmp_path / "out", timeout=45,
+                              cell_timeout=600)
+    assert result.kernel.startswith("The run was stopped after 45 s")
+    assert result.execution_time < 120
+    left = [p for p in psutil.process_iter(["cmdline"]) if p.pid not in before
+            and "ipykernel_launcher" in " ".join(p.info["cmdline"] or [])]
+    assert left == []

@@ -1,0 +1,164 @@
+"""Grading in the structure profile: each wrong submission loses exactly the points it breaks.
+
+Every wrong submission is the reference notebook with one change; the expected loss is written
+out as ``{(task, check): points}`` and compared with what the grader took off, exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from grader.pipeline import grade_submission
+from grader.results import EXIT_FULL_MARKS, EXIT_POINTS_LOST
+
+from .conftest import REFERENCE_NB, ROOT, TEMPLATE_NB, variant
+
+pytestmark = pytest.mark.kernel
+
+LSTM_BLOCK = ("layers.Embedding(TOP_WORDS, EMBEDDING_DIM),\n        layers.Dropout(0.4),\n"
+              "        layers.LSTM(128),\n        layers.Dropout(0.4),\n")
+TASK1_FIT = ("lstm_history = lstm_model.fit(X_train, y_train, validation_data=(X_val, y_val), "
+             "epochs=EPOCHS,\n                              batch_size=BATCH_SIZE, verbose=2)\n"
+             "plot_history(lstm_history)\n")
+
+# name -> (edits to the reference, {(task, check): points lost})
+WRONG = {
+    "lstm_64_units_loses_task1": (
+        [("def build_lstm_model", "layers.LSTM(128),", "layers.LSTM(64),")],
+        {("task1", "layers"): 6, ("task1", "params"): 2}),
+    "task1_without_dropout_loses_task1_layers": (
+        [(LSTM_BLOCK, "layers.Embedding(TOP_WORDS, EMBEDDING_DIM),\n        layers.LSTM(128),\n")],
+        {("task1", "layers"): 6}),
+    "task2_dropout_layers_instead_loses_task2_layers": (
+        [("def build_lstm_dropout_model", "layers.LSTM(128, dropout=0.4, recurrent_dropout=0.4),",
+          "layers.Dropout(0.4),\n        layers.LSTM(128),\n        layers.Dropout(0.4),")],
+        {("task2", "layers"): 6}),
+    "task3_without_maxpooling_loses_task3_layers": (
+        [("        layers.MaxPooling1D(pool_size=2),\n", "")],
+        {("task3", "layers"): 6}),
+    "gru_instead_of_lstm_loses_task1": (
+        [("def build_lstm_model", "layers.LSTM(128),", "layers.GRU(128),")],
+        {("task1", "layers"): 6, ("task1", "params"): 2}),
+    "relu_output_loses_task3_layers": (
+        [("def build_cnn_lstm_model", 'layers.Dense(1, activation="sigmoid")',
+          'layers.Dense(1, activation="relu")')],
+        {("task3", "layers"): 6}),
+    "mse_loss_loses_task1_compile": (
+        [("def build_lstm_model", 'loss="binary_crossentropy"', 'loss="mse"')],
+        {("task1", "compile"): 2}),
+    "three_convlstm_layers_loses_bonus": (
+        [("for _ in range(4):", "for _ in range(3):")],
+        {("bonus", "layers"): 6, ("bonus", "params"): 2}),
+    "renamed_builder_loses_task2_builder": (
+        [("def build_lstm_dropout_model():", "def build_lstm_dropout():"),
+         ("lstm_dropout_model = build_lstm_dropout_model()",
+          "lstm_dropout_model = build_lstm_dropout()")],
+        {("task2", "builder"): 2}),
+    "untrained_model_loses_task1_history": (
+        [(TASK1_FIT, "")],
+        {("task1", "history"): 3}),
+}
+
+
+def lost(result) -> dict:
+    return {(c.task, c.check): c.lost for t in result.tasks for c in t.checks if c.lost}
+
+
+def grade(path: Path, tmp_path: Path, **kw):
+    return grade_submission(path, profile="structure", out=tmp_path / "graded", **kw)
+
+
+@pytest.fixture(scope="module")
+def reference_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    return grade_submission(REFERENCE_NB, profile="structure", out=out / "graded"), out / "graded"
+
+
+def test_reference_gets_every_automatic_point(reference_result):
+    result, out = reference_result
+    assert result.status == "graded", result.reason
+    assert lost(result) == {}
+    assert result.exit_code == EXIT_FULL_MARKS
+    assert not result.errors and result.kernel is None
+    manual = [c for t in result.tasks for c in t.checks if c.kind == "manual"]
+    assert len(manual) == 3 and all(c.status == "pending" and c.score == 0 for c in manual)
+    skipped = {(c.task, c.check) for t in result.tasks for c in t.checks if c.status == "skipped"}
+    assert skipped == {("rnn", "accuracy"), ("task1", "accuracy"), ("task2", "accuracy"),
+                       ("task3", "accuracy"), ("bonus", "loss_falls")}
+    for name in ("results.json", "result.json", "feedback.html", "executed.ipynb"):
+        assert (out / name).is_file()
+
+
+def test_reference_results_json_matches_golden(reference_result):
+    _, out = reference_result
+    got = json.loads((out / "results.json").read_text())
+    got["execution_time"] = 0
+    golden_path = ROOT / "tests" / "golden" / "reference_structure_results.json"
+    golden = json.loads(golden_path.read_text())
+    assert got == golden, f"results.json differs from {golden_path.name}; if the change is " \
+                          "intended, regenerate it with tests/golden/regenerate.py"
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_wrong_submission_loses_exactly_its_points(name, tmp_path):
+    edits, expected = WRONG[name]
+    path = variant(REFERENCE_NB, tmp_path / f"{name}.ipynb", *edits)
+    result = grade(path, tmp_path)
+    assert result.status == "graded", result.reason
+    assert lost(result) == expected
+    assert result.exit_code == EXIT_POINTS_LOST
+    for (task, check) in expected:
+        c = next(c for t in result.tasks for c in t.checks if (c.task, c.check) == (task, check))
+        assert c.message.startswith(next(t.title for t in result.tasks if t.id == task)
+                                    .split(":")[0] + ":"), c.message
+
+
+def _message(result, task, check):
+    return next(c.message for t in result.tasks for c in t.checks
+                if (c.task, c.check) == (task, check))
+
+
+def test_messages_say_what_was_expected_and_found(tmp_path):
+    edits, _ = WRONG["lstm_64_units_loses_task1"]
+    result = grade(variant(REFERENCE_NB, tmp_path / "v.ipynb", *edits), tmp_path)
+    assert _message(result, "task1", "layers") == \
+        "Task 1: expected LSTM(128) after Dropout(rate>0 and rate<1), found LSTM(64)." \
+        or "expected LSTM(128) after Dropout" in _message(result, "task1", "layers")
+    assert "found LSTM(64)" in _message(result, "task1", "layers")
+    assert re.search(r"expected 242,561 parameters, found 193,153",
+                     _message(result, "task1", "params"))
+
+
+def test_renamed_builder_names_what_was_found_instead(tmp_path):
+    edits, _ = WRONG["renamed_builder_loses_task2_builder"]
+    result = grade(variant(REFERENCE_NB, tmp_path / "v.ipynb", *edits), tmp_path)
+    msg = _message(result, "task2", "builder")
+    assert "build_lstm_dropout_model() is not defined" in msg
+    assert "build_lstm_dropout()" in msg
+    assert "lstm_dropout_model (242,561 parameters, like Task 1 or Task 2)" in msg
+
+
+def test_template_runs_to_the_end_and_scores_zero_on_every_coding_task(tmp_path):
+    result = grade(TEMPLATE_NB, tmp_path)
+    assert result.status == "graded" and result.kernel is None
+    by_task = {t.id: t for t in result.tasks}
+    for task in ("task1", "task2", "task3", "bonus"):
+        assert by_task[task].score == 0, [c.message for c in by_task[task].checks]
+        builder = next(c for c in by_task[task].checks if c.check == "builder")
+        assert "raised NotImplementedError" in builder.message
+    # the worked example is complete in the template, so it still counts
+    assert by_task["rnn"].score == by_task["rnn"].max_score
+    # every failing training cell is reported against its task
+    assert {e.task for e in result.errors if e.ename == "NotImplementedError"} == \
+        {"task1", "task2", "task3", "bonus"}
+
+
+def test_python_module_submission_is_graded_like_a_notebook(tmp_path):
+    result = grade(ROOT / "reference" / "solution.py", tmp_path)
+    assert result.status == "graded", result.reason
+    assert lost(result) == {}
+    assert result.extra["kind"] == "module"
