@@ -49,6 +49,15 @@ def _data_cache(tmp_path_factory, imdb_source):
             os.environ[k] = v
 
 
+@pytest.fixture(scope="session")
+def reference_structure(tmp_path_factory):
+    """The reference graded once in the structure profile: ``(result, output folder)``."""
+    from grader.pipeline import grade_submission
+
+    out = tmp_path_factory.mktemp("reference_structure") / "graded"
+    return grade_submission(REFERENCE_NB, profile="structure", out=out), out
+
+
 def variant(base: Path, dest: Path, *edits: tuple[str, ...]) -> Path:
     """A copy of a notebook with text edits, each applied exactly once.
 

@@ -7,7 +7,6 @@ out as ``{(task, check): points}`` and compared with what the grader took off, e
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -72,14 +71,8 @@ def grade(path: Path, tmp_path: Path, **kw):
     return grade_submission(path, profile="structure", out=tmp_path / "graded", **kw)
 
 
-@pytest.fixture(scope="module")
-def reference_result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reference")
-    return grade_submission(REFERENCE_NB, profile="structure", out=out / "graded"), out / "graded"
-
-
-def test_reference_gets_every_automatic_point(reference_result):
-    result, out = reference_result
+def test_reference_gets_every_automatic_point(reference_structure):
+    result, out = reference_structure
     assert result.status == "graded", result.reason
     assert lost(result) == {}
     assert result.exit_code == EXIT_FULL_MARKS
@@ -93,8 +86,8 @@ def test_reference_gets_every_automatic_point(reference_result):
         assert (out / name).is_file()
 
 
-def test_reference_results_json_matches_golden(reference_result):
-    _, out = reference_result
+def test_reference_results_json_matches_golden(reference_structure):
+    _, out = reference_structure
     got = json.loads((out / "results.json").read_text())
     got["execution_time"] = 0
     golden_path = ROOT / "tests" / "golden" / "reference_structure_results.json"
