@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,13 @@ from .data import ENV_CACHE, ENV_SOURCE, ensure_cache
 from .errors import GradingError, InfrastructureError, InputError
 from .execute import ExecutionReport, run_notebook
 from .quiet import QUIET_ENV
-from .results import CellError, CheckResult, SubmissionResult, TaskResult
+from .results import CellError, CheckResult, SubmissionResult, TaskResult, from_dict
 from .rubric import Rubric, load_rubric
 from .submission import (Submission, cell_tasks, prepare_notebook, read_submission,
                          task_answers)
 
 __all__ = ["grade_submission", "default_out_dir", "Run", "check_all", "validate", "prepare",
-           "execute", "evaluate", "report"]
+           "execute", "evaluate", "report", "rescore"]
 
 CHECK_TITLES = {
     "builder": "builder function", "layers": "layers", "param_count": "parameter count",
@@ -71,6 +71,7 @@ class Run:
     evaluation: dict = field(default_factory=dict)
     cell_timeout: float = 0.0
     total_timeout: float = 0.0
+    threads: int | None = None  # the kernel's thread budget (a batch shares the cores out)
 
 
 # --------------------------------------------------------------------------- steps
@@ -97,7 +98,7 @@ def prepare(run: Run) -> None:
     run.artifacts = run.workdir / artifact_name
     run.owners = cell_tasks(nb, run.rubric.tasks)
     run.confinement = sandbox.plan(run.workdir, data_env={
-        ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)})
+        ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)}, threads=run.threads)
 
 
 def execute(run: Run) -> None:
@@ -124,6 +125,8 @@ def evaluate(run: Run) -> None:
     env = {k: os.environ[k] for k in ("PATH", "LANG", "HOME") if k in os.environ}
     env.update(QUIET_ENV)
     env[ENV_CACHE] = str(run.cache.parent)
+    if run.threads:
+        env.update(sandbox.thread_env(run.threads))
     cmd = [sys.executable, "-m", "grader.evaluate", str(run.artifacts), str(run.out),
            "--rubric", str(run.rubric.path), "--profile", run.profile.name, "--data", run.data]
     try:
@@ -232,8 +235,11 @@ def _not_graded(path: Path, profile: str, err: GradingError, started: float,
 def grade_submission(path: str | Path, *, profile: str = "quick",
                      rubric: str | Path | Rubric | None = None, out: str | Path | None = None,
                      data: str | None = None, timeout: float | None = None,
-                     cell_timeout: float | None = None) -> SubmissionResult:
+                     cell_timeout: float | None = None,
+                     threads: int | None = None) -> SubmissionResult:
     """Grade one ``.ipynb`` or ``.py`` submission and write its reports into ``out``.
+
+    ``threads`` caps the threads of the kernel and the evaluator (default: every core).
 
     Raises ``RubricError`` for a broken rubric (nothing can be graded); every problem with the
     submission itself is a ``not_graded`` result with a reason.
@@ -246,7 +252,7 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     out.mkdir(parents=True, exist_ok=True)
     run = Run(submission=path, rubric=rubric, profile=prof, out=out, data=data,
               cell_timeout=cell_timeout or prof.cell_timeout,
-              total_timeout=timeout or prof.timeout)
+              total_timeout=timeout or prof.timeout, threads=threads)
     try:
         validate(run)
         prepare(run)
@@ -268,4 +274,31 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
         extra={"notes": list(run.sub.notes), "kind": run.sub.kind,
                "kernel_seconds": round(run.execution.seconds, 2)})
     report(result, run, out)
+    return result
+
+
+def rescore(out: Path, rubric: Rubric) -> SubmissionResult:
+    """Apply ``rubric`` to the run stored in ``out`` and rewrite its reports; nothing is run.
+
+    The checks see what they saw when the notebook ran: the harvest, the evaluation, the
+    artifacts and the executed notebook's answers, all read back from the output folder.
+    """
+    stored = from_dict(json.loads((out / "result.json").read_text(encoding="utf-8")))
+    if stored.status != "graded":
+        return stored
+    prof = rubric.profile(stored.profile)
+    executed = out / "executed.ipynb"
+    nb = nbformat.read(executed, as_version=4) if executed.is_file() else None
+    run = Run(submission=Path(stored.submission), rubric=rubric, profile=prof, out=out)
+    if (out / "harvest.json").is_file():
+        run.harvest = json.loads((out / "harvest.json").read_text(encoding="utf-8"))
+        run.evaluation = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
+        run.artifacts = next((out / "work").glob("artifacts-*"), None)
+    if nb is not None:  # only its kernel sentence matters to the checks
+        run.execution = ExecutionReport(notebook=nb, kernel=stored.kernel)
+    contexts = {t.id: _task_context(run, t, task_answers(nb, t.id) if nb else ())
+                for t in rubric.tasks}
+    result = replace(stored, tasks=tuple(check_all(rubric, prof, contexts, stored.errors)),
+                     rubric_digest=rubric.digest)
+    report(result, None, out)
     return result
