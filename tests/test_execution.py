@@ -7,7 +7,7 @@ import pytest
 
 from grader.pipeline import grade_submission
 
-from .conftest import REFERENCE_NB, TEMPLATE_NB
+from .conftest import TEMPLATE_NB
 
 pytestmark = pytest.mark.kernel
 
@@ -21,20 +21,20 @@ def with_cell(base, dest, source: str, *, before: str) -> str:
     return dest
 
 
-def _task_scores(result):
-    return {t.id: (t.score, t.auto_lost) for t in result.tasks}
-
-
 def test_endless_cell_is_stopped_and_the_tasks_before_it_are_graded(tmp_path):
-    path = with_cell(REFERENCE_NB, tmp_path / "endless_loop_before_bonus.ipynb",
-                     "while True:\n    pass", before="def generate_movies")
-    result = grade_submission(path, profile="structure", out=tmp_path / "out", cell_timeout=40)
+    # The template: its cells are short (the builders raise), so a 30 s limit only ever stops
+    # the endless one, even on a busy machine.
+    path = with_cell(TEMPLATE_NB, tmp_path / "endless_loop_in_task1.ipynb",
+                     "while True:\n    pass", before="def build_lstm_model")
+    result = grade_submission(path, profile="structure", out=tmp_path / "out", cell_timeout=30)
     assert result.status == "graded" and result.kernel is None
     timeouts = [e for e in result.errors if e.ename == "CellTimeout"]
-    assert len(timeouts) == 1 and "40 s" in timeouts[0].evalue
-    scores = _task_scores(result)
-    for task in ("rnn", "task1", "task2", "task3", "bonus"):
-        assert scores[task][1] == 0, (task, scores[task])  # nothing lost: the run went on
+    assert len(timeouts) == 1 and "30 s" in timeouts[0].evalue
+    rnn = next(t for t in result.tasks if t.id == "rnn")
+    assert rnn.score == rnn.max_score > 0  # the worked example, before the loop, is graded
+    # and the cells after the loop ran too: generate_movies (bonus) was defined and checked
+    movies = next(c for t in result.tasks for c in t.checks if c.kind == "movies")
+    assert movies.status == "passed"
 
 
 def test_kernel_that_exits_is_reported_with_its_cell(tmp_path):
@@ -58,11 +58,15 @@ def test_run_past_the_total_limit_is_stopped(tmp_path):
 
     path = with_cell(TEMPLATE_NB, tmp_path / "sleeps.ipynb", "import time\ntime.sleep(1e9)",
                      before="def build_lstm_model")
-    before = {p.pid for p in psutil.process_iter()}
     result = grade_submission(path, profile="structure", out=tmp_path / "out", timeout=45,
                               cell_timeout=600)
-    assert result.kernel.startswith("The run was stopped after 45 s")
+    assert result.kernel.startswith("The run was stopped after 45 s"), result.kernel
     assert result.execution_time < 120
-    left = [p for p in psutil.process_iter(["cmdline"]) if p.pid not in before
-            and "ipykernel_launcher" in " ".join(p.info["cmdline"] or [])]
-    assert left == []
+
+    def ours(proc):  # other kernels may be running on this machine: only ours count
+        try:
+            return str(tmp_path) in proc.cwd()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+
+    assert [p.pid for p in psutil.process_iter() if ours(p)] == []
