@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .pipeline import grade_submission
-    from .report import summary_lines
+    from .report import summary_lines, use_colour
 
     try:
         result = grade_submission(args.path, profile=args.profile, rubric=args.rubric,
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if result.status != "graded":
         print(f"grade: {result.reason}", file=sys.stderr)
         return EXIT_NOT_GRADED
-    for line in summary_lines(result):
+    for line in summary_lines(result, colour=use_colour(sys.stdout)):
         print(line)
     return result.exit_code
 

@@ -5,8 +5,9 @@ grader's main process and a model that exhausts memory takes only this process d
 the submission printed or computed is used: accuracy comes from one batched ``predict`` on the
 grader's own test subset, the bonus from movies the grader generates itself.
 
-Output: ``evaluation.json`` (plain data for the checks) and ``predictions.npz`` (arrays for the
-report's plots) in the output folder.
+Output: ``evaluation.json`` (plain data for the checks, and for the report's comparison: a few
+test reviews the models got wrong, decoded back to words) and ``predictions.npz`` (arrays for
+the report's plots) in the output folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["inspect_archive", "load_model_safely", "describe_model", "imdb_metrics",
-           "load_eval_data", "evaluate_artifacts", "UnsafeModelError", "MAX_MODEL_BYTES"]
+           "load_eval_data", "evaluate_artifacts", "misclassified_reviews", "decode_review",
+           "UnsafeModelError", "MAX_MODEL_BYTES"]
 
 MAX_MODEL_BYTES = 64 << 20
 MAX_CONFIG_BYTES = 4 << 20
@@ -242,6 +244,41 @@ def load_eval_data(rubric, profile, source=None) -> EvalData:
     return EvalData(x_test, y_test, x_train, y_train, noisy, shifted)
 
 
+def decode_review(sequence, words: dict[int, str], max_words: int = 120) -> str:
+    """Word indices back to text (indices are ranks + 3; 0 pads, 1 starts, 2 is unknown)."""
+    tokens = [words.get(int(i) - 3, "?") for i in sequence if int(i) >= 2]
+    text = " ".join(tokens[:max_words])
+    return text + (" ..." if len(tokens) > max_words else "")
+
+
+def misclassified_reviews(x_test, y_test, probs: dict[str, np.ndarray],
+                          words: dict[int, str] | None, count: int = 5) -> list[dict]:
+    """The test reviews most models got wrong, most confidently first, with every model's
+    probability of "positive"."""
+    if not probs:
+        return []
+    tasks = list(probs)
+    p = np.stack([probs[t] for t in tasks])
+    wrong = (p > 0.5) != np.asarray(y_test).astype(bool)
+    n_wrong = wrong.sum(axis=0)
+    confidence = np.where(wrong, np.abs(p - 0.5), 0).sum(axis=0)
+    order = [int(i) for i in np.lexsort((-confidence, -n_wrong)) if n_wrong[i]][:count]
+    return [{"index": i, "label": int(y_test[i]),
+             "prob": {t: round(float(probs[t][i]), 4) for t in tasks},
+             "wrong": [t for k, t in enumerate(tasks) if wrong[k, i]],
+             "text": decode_review(x_test[i], words) if words else None} for i in order]
+
+
+def _word_ranks(source) -> dict[int, str] | None:
+    from .data import get_word_index
+    from .errors import DataSourceError
+
+    try:
+        return {rank: word for word, rank in get_word_index(source).items()}
+    except DataSourceError:  # an imdb.npz without its word index: reviews stay numbers
+        return None
+
+
 def _predict_frames(model, movie: np.ndarray, given: int = 7) -> np.ndarray:
     """The exercise's test: feed ``given`` frames, then predict one frame at a time."""
     track = movie[:given]
@@ -257,7 +294,7 @@ def evaluate_artifacts(artifacts: Path, rubric, profile, out: Path, source=None)
     arrays: dict[str, np.ndarray] = {}
     result: dict[str, Any] = {"tasks": {}}
     for task in rubric.tasks:
-        entry: dict[str, Any] = {}
+        entry: dict[str, Any] = {"kind": task.kind}
         input_shape = (None, rubric.data["max_review_length"]) if task.kind == "imdb" \
             else (None, None, 40, 40, 1)
         for role in ("fresh", "trained"):
@@ -300,12 +337,20 @@ def evaluate_artifacts(artifacts: Path, rubric, profile, out: Path, source=None)
                             "pixel_accuracy": float(np.mean((pred > 0.5) == (truth > 0.5))),
                             "mse": float(np.mean((pred - truth) ** 2))}
                         arrays["bonus_track"] = _predict_frames(model, data.noisy[-1])
-                        arrays["bonus_truth"] = data.noisy[-1]
+                        # the true frames without noise, as the exercise's last cell shows
+                        # them: frame t of a movie is frame t-1 of its shifted copy
+                        arrays["bonus_truth"] = np.concatenate(
+                            (data.noisy[-1][:1], data.shifted[-1][:-1]))
             except Exception as exc:
                 info["error"] = f"{path.name} loaded, but predicting failed " \
                                 f"({type(exc).__name__}: {str(exc)[:300]})."
             info["seconds"] = round(time.perf_counter() - started, 3)
         result["tasks"][task.id] = entry
+    probs = {t.id: arrays[f"{t.id}_test_prob"] for t in rubric.tasks
+             if f"{t.id}_test_prob" in arrays}
+    if probs:
+        result["reviews"] = misclassified_reviews(data.x_test, data.y_test, probs,
+                                                  _word_ranks(source))
     import keras
 
     result["versions"] = {"keras": keras.__version__, "backend": keras.backend.backend()}

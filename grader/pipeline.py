@@ -26,7 +26,9 @@ from .checks import REGISTRY, TaskContext
 from .data import ENV_CACHE, ENV_SOURCE, ensure_cache
 from .errors import GradingError, InfrastructureError, InputError
 from .execute import ExecutionReport, run_notebook
+from .migration import find_hints
 from .quiet import QUIET_ENV
+from .report.comparison import training_seconds
 from .results import CellError, CheckResult, SubmissionResult, TaskResult, from_dict
 from .rubric import Rubric, load_rubric
 from .submission import (Submission, cell_tasks, prepare_notebook, read_submission,
@@ -266,13 +268,17 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     answers = {t.id: task_answers(run.sub.notebook, t.id) for t in rubric.tasks}
     contexts = {t.id: _task_context(run, t, answers[t.id]) for t in rubric.tasks}
     tasks = check_all(rubric, prof, contexts, run.execution.errors)
+    hints = find_hints(run.execution.notebook, run.execution.errors, run.owners,
+                       module=run.submission if run.sub.kind == "module" else None)
     result = SubmissionResult(
         submission=str(path), profile=profile, status="graded", tasks=tuple(tasks),
         errors=tuple(run.execution.errors), kernel=run.execution.kernel,
         flags=tuple(printed_accuracy_flags(run)), confinement=tuple(run.confinement.layers),
         execution_time=time.monotonic() - started, rubric_digest=rubric.digest,
         extra={"notes": list(run.sub.notes), "kind": run.sub.kind,
-               "kernel_seconds": round(run.execution.seconds, 2)})
+               "kernel_seconds": round(run.execution.seconds, 2),
+               "training_seconds": training_seconds(run.execution.notebook, run.owners)},
+        hints=tuple(hints))
     report(result, run, out)
     return result
 

@@ -9,8 +9,9 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-__all__ = ["CheckResult", "TaskResult", "CellError", "SubmissionResult", "to_gradescope",
-           "from_dict", "EXIT_FULL_MARKS", "EXIT_POINTS_LOST", "EXIT_NOT_GRADED"]
+__all__ = ["CheckResult", "TaskResult", "CellError", "MigrationHint", "SubmissionResult",
+           "to_gradescope", "from_dict", "EXIT_FULL_MARKS", "EXIT_POINTS_LOST",
+           "EXIT_NOT_GRADED"]
 
 EXIT_FULL_MARKS, EXIT_POINTS_LOST, EXIT_NOT_GRADED = 0, 1, 2
 
@@ -43,6 +44,24 @@ class CellError:
     evalue: str
     traceback: str  # the tail, ANSI colours removed
     source_line: int | None = None  # 1-based line of the cell where the error was raised
+
+
+@dataclass(frozen=True)
+class MigrationHint:
+    """A Keras 2 (or Python 2) spelling in the submission, and its Keras 3 form.
+
+    Advice, worth no points; ``error`` is set when the line raised one of the recorded errors.
+    """
+
+    rule: str  # grader.migration.RULES: predict_classes, history_keys, print_statement, ...
+    cell: int | None  # numbered like CellError.cell; None: a line of a .py module
+    line: int | None  # 1-based line in the cell (or module); None when no traceback told
+    task: str | None
+    code: str  # the line as written
+    message: str  # what changed, and what it breaks
+    fix: str  # the Keras 3 spelling
+    error: str | None = None  # "KeyError: 'acc'": the error this line raised
+    error_cells: tuple[int, ...] = ()  # the cells whose run reported that error
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,7 @@ class SubmissionResult:
     execution_time: float = 0.0
     rubric_digest: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    hints: tuple[MigrationHint, ...] = ()  # Keras 3 migration advice (grader.migration)
 
     @property
     def score(self) -> float:
@@ -126,7 +146,20 @@ def to_gradescope(result: SubmissionResult) -> dict:
         out["output"] = f"Could not grade: {result.reason}"
     elif result.kernel:
         out["output"] = result.kernel
+    if result.hints:  # Gradescope shows students this, not feedback.html
+        out["output"] = "\n\n".join(filter(None, [out.get("output"), _hints_text(result.hints)]))
     return out
+
+
+def _hints_text(hints) -> str:
+    lines = [f"Keras 3 migration hints (advice, no points): {len(hints)}"]
+    for h in hints:
+        where = (f"cell {h.cell}" if h.cell is not None else "module") + \
+            (f", line {h.line}" if h.line else "")
+        lines.append(f"- {where}: {h.code}" + (f"  [raised {h.error}]" if h.error else ""))
+        lines.append(f"  {h.message}")
+        lines.append("  Keras 3: " + h.fix.replace("\n", "\n           "))
+    return "\n".join(lines)
 
 
 def to_dict(result: SubmissionResult) -> dict:
@@ -139,11 +172,13 @@ def from_dict(data: dict) -> SubmissionResult:
                              checks=tuple(CheckResult(**c) for c in t["checks"]),
                              errors=tuple(CellError(**e) for e in t["errors"]))
                   for t in data.get("tasks", ()))
-    kwargs = {k: v for k, v in data.items() if k not in ("tasks", "errors")}
+    kwargs = {k: v for k, v in data.items() if k not in ("tasks", "errors", "hints")}
     for key in ("flags", "confinement"):
         kwargs[key] = tuple(kwargs.get(key, ()))
+    hints = tuple(MigrationHint(**{**h, "error_cells": tuple(h.get("error_cells", ()))})
+                  for h in data.get("hints", ()))
     return SubmissionResult(tasks=tasks, errors=tuple(CellError(**e) for e in data["errors"]),
-                            **kwargs)
+                            hints=hints, **kwargs)
 
 
 def dumps(result: SubmissionResult) -> str:

@@ -16,8 +16,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..results import SubmissionResult, to_dict, to_gradescope
 from . import plots
+from .comparison import comparison_rows
 
-__all__ = ["write_reports", "render_feedback", "summary_lines", "atomic_write_text", "CSP"]
+__all__ = ["write_reports", "render_feedback", "summary_lines", "use_colour",
+           "atomic_write_text", "CSP"]
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
        "form-action 'none'")
@@ -50,42 +52,53 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _figures(result: SubmissionResult, out: Path) -> dict[str, list[tuple[str, str]]]:
-    """Per task, a list of (caption, data URI)."""
-    harvest = _read_json(out / "harvest.json").get("tasks", {})
-    evaluation = _read_json(out / "evaluation.json").get("tasks", {})
+def _figures(result: SubmissionResult, out: Path, harvest: dict,
+             evaluation: dict) -> dict[str, list[tuple[str, str, str]]]:
+    """Per task, a list of (kind, caption, data URI); the kind names the plot for tests."""
+    harvest = harvest.get("tasks", {})
+    evaluation = evaluation.get("tasks", {})
     arrays: dict[str, np.ndarray] = {}
     if (out / "predictions.npz").is_file():
         with np.load(out / "predictions.npz", allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    figures: dict[str, list[tuple[str, str]]] = {}
+    figures: dict[str, list[tuple[str, str, str]]] = {}
     for task in result.tasks:
         figs = []
         hist = (harvest.get(task.id) or {}).get("history", {}).get("history")
         uri = plots.history_plot(hist) if isinstance(hist, dict) else None
         if uri:
-            figs.append(("Loss and accuracy per epoch (training and validation)", uri))
+            what = "Loss and accuracy" if {"accuracy", "acc"} & set(hist) else "Loss"
+            figs.append(("history", f"{what} per epoch (training and validation)", uri))
         metrics = ((evaluation.get(task.id) or {}).get("trained") or {}).get("metrics") or {}
         if f"{task.id}_test_prob" in arrays and "y_test" in arrays:
-            figs.append(("Predicted probabilities, train and test reviews of each class",
+            figs.append(("histogram", "Predicted probability of a good review, for training "
+                         "and test reviews of each class",
                          plots.histogram_plot(arrays[f"{task.id}_train_prob"], arrays["y_train"],
                                               arrays[f"{task.id}_test_prob"], arrays["y_test"])))
         if "confusion" in metrics:
-            figs.append((f"Confusion matrix on {metrics['samples']:,} test reviews",
+            figs.append(("confusion", f"Confusion matrix on {metrics['samples']:,} test reviews",
                          plots.confusion_plot(metrics["confusion"])))
         if task.id == "bonus" and "bonus_track" in arrays:
-            figs.append(("Top: the first 7 frames, then the model's own predictions; bottom: "
-                         "the true movie", plots.frames_plot(arrays["bonus_track"],
-                                                             arrays["bonus_truth"])))
+            figs.append(("frames", "One of the grader's movies. Top: its first 7 frames, then "
+                         "the model's own predictions, each from the frames before it; bottom: "
+                         "the true frames", plots.frames_plot(arrays["bonus_track"],
+                                                              arrays["bonus_truth"])))
         figures[task.id] = figs
     return figures
 
 
 def render_feedback(result: SubmissionResult, out: Path) -> str:
-    figures = _figures(result, out) if result.status == "graded" else {}
+    figures, rows, reviews = {}, [], []
+    if result.status == "graded":
+        harvest = _read_json(out / "harvest.json")
+        evaluation = _read_json(out / "evaluation.json")
+        figures = _figures(result, out, harvest, evaluation)
+        rows = comparison_rows(result, evaluation, harvest)
+        reviews = [r for r in evaluation.get("reviews", []) if isinstance(r, dict)]
     return _env().get_template("feedback.html.j2").render(
         r=result, csp=CSP, figures=figures, name=Path(result.submission).name,
-        extra=result.extra)
+        extra=result.extra, comparison=rows, reviews=reviews,
+        titles={t.id: t.title.split(":")[0].split(" (")[0] for t in result.tasks})
 
 
 def write_reports(result: SubmissionResult, out: Path) -> None:
@@ -95,18 +108,55 @@ def write_reports(result: SubmissionResult, out: Path) -> None:
     atomic_write_text(out / "feedback.html", render_feedback(result, out))
 
 
-def summary_lines(result: SubmissionResult) -> list[str]:
-    """One line per task, and a last line with the total (plain text; the CLI adds colour)."""
+_COLOURS = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
+
+
+def use_colour(stream) -> bool:
+    """Colour for a terminal; plain text when piped, on a dumb terminal, or with NO_COLOR."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR") \
+        and os.environ.get("TERM") != "dumb"
+
+
+def summary_lines(result: SubmissionResult, colour: bool = False,
+                  max_hints: int = 8) -> list[str]:
+    """One line per task, the Keras 3 migration hints, and a last line with the total.
+
+    ``colour`` adds ANSI colours (green: full marks, red: points lost, yellow: to be marked by
+    a TA); the text is the same without it.
+    """
+    def paint(text: str, *styles: str) -> str:
+        if not colour or not styles or not text:
+            return text
+        return f"\x1b[{';'.join(_COLOURS[s] for s in styles)}m{text}\x1b[0m"
+
     name = Path(result.submission).name
     if result.status != "graded":
-        return [f"{name}: could not grade: {result.reason}"]
+        return [paint(f"{name}: could not grade: {result.reason}", "red", "bold")]
     lines = []
     for task in result.tasks:
         pending = f" ({task.pending:g} to be marked by a TA)" if task.pending else ""
         lost = [c.name.split(": ", 1)[-1] for c in task.checks if c.status == "failed"]
-        lines.append(f"{task.title:<48} {task.score:>5g} / {task.max_score:<4g}{pending}"
-                     + (f"  lost: {', '.join(lost)}" if lost else ""))
-    lines.append(f"{name}: {result.score:g} / {result.max_score:g} points"
-                 f" ({result.profile} profile)" + (f"; {result.kernel}" if result.kernel else ""))
+        style = "red" if task.auto_lost else "yellow" if task.pending else "green"
+        score = paint(f"{task.score:>5g} / {task.max_score:<4g}", style)
+        lines.append(f"{task.title:<48} {score}{paint(pending, 'yellow')}"
+                     + (paint(f"  lost: {', '.join(lost)}", "red") if lost else ""))
+    if result.hints:
+        raised = sum(1 for h in result.hints if h.error)
+        lines.append(paint(f"Keras 3 migration hints: {len(result.hints)} ({raised} of them "
+                           "raised an error; the others are advice, worth no points)", "bold"))
+        for h in result.hints[:max_hints]:
+            where = (f"cell {h.cell}" if h.cell is not None else "module") + \
+                (f", line {h.line}" if h.line else "")
+            fix = "; ".join(line.strip() for line in h.fix.splitlines())
+            fix = fix if len(fix) <= 100 else fix[:97] + "..."
+            lines.append(f"  {where}: {h.code}" + paint(f"  ->  {fix}", "green")
+                         + (paint(f"  ({h.error.split(':')[0]})", "red") if h.error else ""))
+        if len(result.hints) > max_hints:
+            lines.append(paint(f"  ... and {len(result.hints) - max_hints} more in "
+                               "feedback.html", "dim"))
+    total = f"{name}: {result.score:g} / {result.max_score:g} points ({result.profile} profile)"
+    lines.append(paint(total, "bold", "red" if result.exit_code else "green")
+                 + (paint(f"; {result.kernel}", "red") if result.kernel else ""))
     return lines
 

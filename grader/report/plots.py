@@ -35,22 +35,33 @@ def _render(fig) -> str:
 
 
 def history_plot(history: dict[str, list]) -> str | None:
-    """Loss and accuracy per epoch, training against validation (the exercise's plot_history)."""
+    """Loss and accuracy per epoch, training against validation (the exercise's plot_history).
+
+    Keras 2's key ``acc`` (kept by Keras 3 for ``metrics=['acc']``) counts as the accuracy.
+    """
     if not history or not history.get("loss"):
         return None
-    panels = [("loss", "Loss")] + ([("accuracy", "Accuracy")] if "accuracy" in history else [])
+    acc = next((k for k in ("accuracy", "acc") if history.get(k)), None)
+    panels = [("loss", "Loss")] + ([(acc, "Accuracy")] if acc else [])
     fig = _figure(3.3 * len(panels), 3.0)
     for i, (key, label) in enumerate(panels, 1):
         ax = fig.add_subplot(1, len(panels), i)
         epochs = np.arange(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], marker="o", label="Training")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], marker="o", label="Validation")
+        ax.plot(epochs, _numbers(history[key]), marker="o", label="Training")
+        if history.get(f"val_{key}"):
+            val = _numbers(history[f"val_{key}"])
+            ax.plot(np.arange(1, len(val) + 1), val, marker="o", label="Validation")
         ax.set_xlabel("Epochs")
         ax.set_ylabel(label)
-        ax.set_xticks(epochs)
-        ax.legend()
+        ax.set_xticks(epochs if len(epochs) <= 12 else epochs[::max(1, len(epochs) // 10)])
+        ax.margins(x=0.15, y=0.2)  # one epoch is one point: keep it clear of the frame
+        ax.legend(loc="best", fontsize=8)
     return _render(fig)
+
+
+def _numbers(values) -> np.ndarray:
+    """History values as floats; a missing one (NaN in the kernel) is a gap, not an error."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
 
 
 def histogram_plot(train_prob, y_train, test_prob, y_test) -> str:
@@ -66,7 +77,7 @@ def histogram_plot(train_prob, y_train, test_prob, y_test) -> str:
             label="test == 0")
     ax.set_xlabel("Probability of being a good review")
     ax.set_ylabel("Number of entries")
-    ax.legend(loc="upper center")
+    ax.legend(loc="best", fontsize=8)
     return _render(fig)
 
 
