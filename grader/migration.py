@@ -14,6 +14,7 @@ import io
 import re
 import textwrap
 import tokenize
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -438,6 +439,13 @@ def _numpy_names(sources) -> set[str]:
     return names
 
 
+def _parse(text: str) -> ast.Module:
+    with warnings.catch_warnings():
+        # a student's "\d" in a plain string warns; where warnings are errors, it would not parse
+        warnings.simplefilter("ignore")
+        return ast.parse(text)
+
+
 def scan_source(source: str, numpy_names: set[str] | None = None) -> list[_Finding]:
     """Every rule's findings in one cell (or module), in order of lines."""
     lines = _mask_magics(source.splitlines())
@@ -445,12 +453,12 @@ def scan_source(source: str, numpy_names: set[str] | None = None) -> list[_Findi
     aliases = _removed_numpy_aliases()
     found: list[_Finding] = []
     try:
-        tree = ast.parse("\n".join(lines))
+        tree = _parse("\n".join(lines))
     except SyntaxError:
         prints = _print_statements(lines)
         found += prints
         try:
-            tree = ast.parse("\n".join(_blank(lines, prints)))
+            tree = _parse("\n".join(_blank(lines, prints)))
         except SyntaxError:
             tree = None
     if tree is not None:

@@ -126,6 +126,12 @@ def test_a_cell_that_never_parses_is_read_line_by_line():
     ]
 
 
+def test_a_cell_that_warns_is_still_parsed():
+    # "\d" in a plain string warns, and this suite turns warnings into errors
+    assert hints_of('pattern = re.compile("\\d+")\ny = model.predict_classes(x)') == [
+        ("predict_classes", 2, 'y = (model.predict(x) > 0.5).astype("int32")')]
+
+
 def test_magics_keep_the_line_numbers():
     source = ("%matplotlib inline\n!pip list\nfrom keras.layers.convolutional import Conv3D\n"
               "%time x = 1")
