@@ -1,6 +1,7 @@
 """The ``grade`` command: parse arguments, call the pipeline, map the outcome to an exit code.
 
-Exit codes: 0 full marks (automatic checks), 1 points lost, 2 could not grade.
+Exit codes: 0 full marks (automatic checks), 1 points lost, 2 could not grade. A folder is
+graded as a batch (``grader.batch``); ``grade rescore DIR`` re-scores a graded batch.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from .errors import GradingError
 from .results import EXIT_NOT_GRADED
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "build_rescore_parser"]
 
 PROFILES = ("structure", "quick", "full")
 
@@ -21,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grade", description="Grade Exercise 8 (recurrent neural networks) submissions.",
         epilog="Exit codes: 0 full marks, 1 points lost, 2 could not grade.")
-    parser.add_argument("path", type=Path, help="a submission (.ipynb or .py)")
+    parser.add_argument("path", type=Path, help="a submission (.ipynb or .py), or a folder "
+                                                 "of submissions to grade as a batch")
     parser.add_argument("--profile", choices=PROFILES, default="quick",
                         help="how much to train: structure (seconds), quick (minutes, "
                              "default), full (the exercise as written; for GPUs)")
@@ -32,11 +34,65 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(default: $EX8_IMDB, else Keras' download)")
     parser.add_argument("--timeout", type=float, help="seconds for the whole run")
     parser.add_argument("--cell-timeout", type=float, help="seconds per cell")
+    batch = parser.add_argument_group("a folder of submissions")
+    batch.add_argument("--workers", type=int, help="submissions graded at once on this machine "
+                                                   "(default: what the cores and memory allow)")
+    batch.add_argument("--threads", type=int, help="threads per kernel (default: the cores "
+                                                   "shared among the workers)")
+    batch.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on a Dask cluster (e.g. tcp://host:8786) instead")
+    batch.add_argument("--force", action="store_true",
+                       help="grade again what is unchanged since the last run")
     return parser
 
 
+def build_rescore_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grade rescore", description="Apply an edited rubric (points, thresholds, "
+        "visibility) to a graded batch without running any notebook again.")
+    parser.add_argument("path", type=Path, help="the graded batch's output folder, or the "
+                                                "submissions folder")
+    parser.add_argument("--rubric", type=Path, help="the edited rubric (default: the bundled "
+                                                    "ex8.yaml)")
+    parser.add_argument("--out", type=Path, help="the batch's output folder, when PATH is the "
+                                                 "submissions folder and it is not the default")
+    return parser
+
+
+def _batch(args, rescore: bool) -> int:
+    from . import batch
+
+    if rescore:
+        summary = batch.rescore_folder(args.path, rubric=args.rubric, out=args.out,
+                                       progress=sys.stdout)
+    else:
+        summary = batch.grade_folder(
+            args.path, out=args.out, profile=args.profile, rubric=args.rubric, data=args.data,
+            timeout=args.timeout, cell_timeout=args.cell_timeout, workers=args.workers,
+            threads=args.threads, scheduler=args.scheduler, force=args.force,
+            progress=sys.stdout)
+        print(f"graded {summary.graded}, kept {summary.reused} unchanged, skipped "
+              f"{len(summary.skipped)} files")
+    print(f"gradebook: {summary.out / batch.GRADEBOOK}")
+    print(f"class summary: {summary.out / batch.INDEX}")
+    return 1 if summary.errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    rescore = bool(argv) and argv[0] == "rescore"
+    args = (build_rescore_parser().parse_args(argv[1:]) if rescore
+            else build_parser().parse_args(argv))
+    if rescore or args.path.is_dir():
+        try:
+            return _batch(args, rescore)
+        except GradingError as err:
+            print(f"grade: {err}", file=sys.stderr)
+            return err.exit_code
+        except KeyboardInterrupt:
+            print("grade: interrupted; run the same command again to grade what is missing.",
+                  file=sys.stderr)
+            return 130
     from .pipeline import grade_submission
     from .report import summary_lines, use_colour
 
