@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import zipfile
@@ -32,6 +33,7 @@ MAX_MODEL_BYTES = 64 << 20
 MAX_CONFIG_BYTES = 4 << 20
 _ALLOWED_MEMBERS = {"metadata.json", "config.json", "model.weights.h5"}
 _FORBIDDEN_CLASSES = {"Lambda", "TFSMLayer", "__lambda__", "function"}
+_KERAS_MODULE = re.compile(r"keras(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _PREDICT_BATCH = 512
 
 
@@ -42,19 +44,27 @@ class UnsafeModelError(Exception):
 # --------------------------------------------------------------------------- safe loading
 
 
+def _keras_function(node: dict) -> bool:
+    """How Keras 3 writes one of its own functions given by object (``loss=keras.losses.
+    binary_crossentropy``): a name it looks up among its built-ins, never code."""
+    return node.get("class_name") == "function" and isinstance(node.get("config"), str) and \
+        node.get("registered_name") in (None, "function") and \
+        (node.get("module") == "builtins" or _KERAS_MODULE.fullmatch(str(node.get("module"))))
+
+
 def _walk_config(node: Any, trail: str = "model") -> None:
     if isinstance(node, dict):
         cls = node.get("class_name")
-        if isinstance(cls, str):
+        if isinstance(cls, str) and not _keras_function(node):
             if cls in _FORBIDDEN_CLASSES:
                 raise UnsafeModelError(f"it contains a {cls} layer or object ({trail}), which "
                                        "can run arbitrary code; build the model from Keras layers")
             module = node.get("module")
-            if module is not None and not (module == "keras" or str(module).startswith("keras.")):
+            if module is not None and not _KERAS_MODULE.fullmatch(str(module)):
                 raise UnsafeModelError(f"it refers to {module}.{cls} ({trail}); only Keras' own "
                                        "layers, losses and optimizers are accepted")
             registered = node.get("registered_name")
-            if registered not in (None, cls) and not str(registered).startswith("keras"):
+            if registered not in (None, cls):  # "package>Name": registered by other code
                 raise UnsafeModelError(f"it needs the custom object {registered!r} ({trail})")
             trail = f"{trail} > {cls}"
         for value in node.values():
@@ -77,6 +87,8 @@ def inspect_archive(path: Path) -> dict:
             infos = archive.infolist()
             names = {i.filename for i in infos}
             extra = names - _ALLOWED_MEMBERS
+            if len(names) < len(infos):  # two members of one name: which one is read?
+                raise UnsafeModelError("it holds two archive members of the same name")
             if extra or "config.json" not in names:
                 raise UnsafeModelError("it is not a Keras 3 .keras archive (members: "
                                        f"{', '.join(sorted(names)[:5])})")
@@ -91,7 +103,12 @@ def inspect_archive(path: Path) -> dict:
                                "accepted)") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UnsafeModelError("its config.json is not valid JSON") from exc
-    _walk_config(config)
+    except RecursionError as exc:
+        raise UnsafeModelError("its config.json is nested too deeply") from exc
+    try:
+        _walk_config(config)
+    except RecursionError as exc:
+        raise UnsafeModelError("its config.json is nested too deeply") from exc
     return config
 
 

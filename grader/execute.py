@@ -8,28 +8,37 @@ total limit, ends the run with a sentence saying where. The kernel is always shu
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
-from traitlets import List, Unicode
+from traitlets import Integer, List, Type, Unicode
 
 from .errors import ExecutionError
 from .results import CellError
+from .sandbox import Confinement
 
 __all__ = ["ExecutionReport", "run_notebook", "MAX_OUTPUT_BYTES"]
 
 #: stored output per cell; the rest is dropped as it arrives, so printing a gigabyte costs
 #: the grader nothing but the time to receive it
 MAX_OUTPUT_BYTES = 1 << 20
+#: a larger message from the kernel is dropped by zmq before it is read (its connection is reset
+#: and comes back): one 1 GB print would otherwise cost the grader 2 GB to receive and decode.
+#: Nothing that large could be stored anyway (the cap above is far smaller).
+MAX_MESSAGE_BYTES = 16 << 20
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: TensorFlow's start-up notices, printed by abseil before any log level applies; only these
 #: exact lines are dropped from a cell's stderr, never anything else
@@ -39,15 +48,38 @@ _TF_NOISE = re.compile(
     r"[^\n]*|To enable the following instructions: [^\n]*rebuild TensorFlow[^\n]*)\n?", re.M)
 
 
+class GraderKernelClient(AsyncKernelClient):
+    """The client nbclient talks through: output messages above ``MAX_MESSAGE_BYTES`` are
+    dropped by zmq before the grader reads them."""
+
+    def connect_iopub(self, identity=None):
+        # zmq copies the context's socket options when a socket is made: only this one gets
+        # the limit (a lost reply on the shell channel would stall the run instead)
+        self.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        try:
+            return super().connect_iopub(identity)
+        finally:
+            self.context.setsockopt(zmq.MAXMSGSIZE, -1)
+
+
 class GraderKernelManager(AsyncKernelManager):
     """Starts ``ipykernel`` with this interpreter, behind an optional confinement prefix."""
 
+    client_factory = Type(GraderKernelClient, klass=AsyncKernelClient)
     command_prefix = List(Unicode(), default_value=[]).tag(config=True)
+    #: the confined kernel's own user: it must read the connection file the grader writes
+    kernel_uid = Integer(None, allow_none=True).tag(config=True)
+    kernel_args = List(Unicode(), default_value=[]).tag(config=True)
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
-               "--HistoryManager.enabled=False", *(extra_arguments or [])]
+               "--HistoryManager.enabled=False", *self.kernel_args, *(extra_arguments or [])]
         return [*self.command_prefix, *cmd]
+
+    def write_connection_file(self, **kwargs):
+        super().write_connection_file(**kwargs)
+        if self.kernel_uid is not None:
+            os.chown(self.connection_file, self.kernel_uid, self.kernel_uid)
 
 
 class _CappedClient(NotebookClient):
@@ -99,17 +131,70 @@ def _error_line(traceback: str) -> int | None:
     return None
 
 
+def _disk_usage(top: Path, max_entries: int = 100_000) -> float:
+    """Bytes a folder holds on disk (sparse files count what they use); a folder with more
+    than ``max_entries`` entries counts as infinite (inodes are a disk resource too)."""
+    total, seen, stack = 0, 0, [str(top)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > max_entries:
+                        return float("inf")
+                    st = entry.stat(follow_symlinks=False)
+                    total += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    return total
+
+
+class _DiskWatch(threading.Thread):
+    """Stops the run when the work folder grows past its quota (the only disk it may write)."""
+
+    def __init__(self, workdir: Path, quota: int, stop_run):
+        super().__init__(name="ex8-disk-watch", daemon=True)
+        self.workdir, self.quota, self.stop_run = workdir, quota, stop_run
+        self.tripped = False
+        self._done = threading.Event()
+
+    def run(self):
+        while not self._done.wait(0.5):
+            if _disk_usage(self.workdir) > self.quota:
+                self.tripped = True
+                self.stop_run()
+                return
+
+    def stop(self):
+        self._done.set()
+
+
 def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str],
                  cell_timeout: float, total_timeout: float, owners: list[str | None],
                  command_prefix: list[str] | None = None, kernel_kwargs: dict | None = None,
-                 startup_timeout: float = 120) -> ExecutionReport:
-    """Execute ``nb`` in ``workdir``; ``owners[i]`` is the task cell ``i`` belongs to."""
+                 startup_timeout: float = 120,
+                 confinement: Confinement | None = None) -> ExecutionReport:
+    """Execute ``nb`` in ``workdir``; ``owners[i]`` is the task cell ``i`` belongs to.
+
+    With a ``confinement`` (``sandbox.plan``), the kernel starts behind its prefix, its
+    sockets go where the sandbox can reach them, the work folder's quota is watched, and at
+    the end every process of the run is killed and the confinement undone.
+    """
     report = ExecutionReport(notebook=nb)
     # ipc sockets: no TCP port for other users of the machine to find, and they still reach a
     # kernel in its own network namespace. A short folder, because socket paths are limited.
-    ipc_dir = Path(tempfile.mkdtemp(prefix="ex8-ipc-"))
+    ipc_dir = confinement.ipc_dir if confinement and confinement.ipc_dir else \
+        Path(tempfile.mkdtemp(prefix="ex8-ipc-"))
+    if confinement:
+        command_prefix = confinement.command_prefix
     km = GraderKernelManager(kernel_name="python3", command_prefix=command_prefix or [],
-                             transport="ipc", ip=str(ipc_dir / "k"), **(kernel_kwargs or {}))
+                             transport="ipc", ip=str(ipc_dir / "k"),
+                             connection_file=str(ipc_dir / "kernel.json"),
+                             kernel_uid=confinement.uid if confinement else None,
+                             kernel_args=confinement.kernel_args if confinement else [],
+                             **(kernel_kwargs or {}))
     client = _CappedClient(nb, km=km, timeout=int(cell_timeout), startup_timeout=startup_timeout,
                            allow_errors=True, interrupt_on_timeout=True, record_timing=True,
                            skip_cells_with_tag="ex8-grader-runs-every-cell",
@@ -148,7 +233,15 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         await client.async_execute(cleanup_kc=True, env=env, cwd=str(workdir), stdout=log,
                                    stderr=log)
 
+    def stop_run():  # from the watch thread: the cgroup, or the kernel's process group
+        confinement.kill(getattr(km.provisioner, "pgid", None))
+
+    watch = None
+    if confinement and confinement.disk_quota:
+        watch = _DiskWatch(workdir, confinement.disk_quota, stop_run)
+        watch.start()
     start = time.monotonic()
+    oom = False
     try:
         asyncio.run(asyncio.wait_for(run(), timeout=total_timeout))
     except (asyncio.TimeoutError, TimeoutError):
@@ -164,6 +257,11 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     finally:
         report.seconds = time.monotonic() - start
         log.close()
+        if watch:
+            watch.stop()
+        if confinement:
+            oom = confinement.out_of_memory()
+            confinement.close()  # every process the kernel left behind dies here
         shutil.rmtree(ipc_dir, ignore_errors=True)
     for index in report.timed_out_cells:
         for err in report.errors:
@@ -172,4 +270,10 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
                     cell=err.cell, task=err.task, ename="CellTimeout",
                     evalue=f"stopped after the {cell_timeout:.0f} s limit per cell",
                     traceback=err.traceback, source_line=err.source_line)
+    if watch and watch.tripped:
+        report.kernel = (f"The run was stopped in cell {report.last_cell}: the notebook wrote "
+                         f"more than {confinement.disk_quota >> 20} MB into its work folder.")
+    elif oom and report.kernel and report.kernel.startswith("The kernel died"):
+        report.kernel = (f"The kernel died in cell {report.last_cell}: it needed more than the "
+                         f"{confinement.memory_text} of memory it may use.")
     return report

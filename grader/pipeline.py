@@ -8,7 +8,6 @@ graded becomes a result with a reason, not an exception.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,7 +26,6 @@ from .data import ENV_CACHE, ENV_SOURCE, ensure_cache
 from .errors import GradingError, InfrastructureError, InputError
 from .execute import ExecutionReport, run_notebook
 from .migration import find_hints
-from .quiet import QUIET_ENV
 from .report.comparison import training_seconds
 from .results import CellError, CheckResult, SubmissionResult, TaskResult, from_dict
 from .rubric import Rubric, load_rubric
@@ -100,17 +98,21 @@ def prepare(run: Run) -> None:
     run.artifacts = run.workdir / artifact_name
     run.owners = cell_tasks(nb, run.rubric.tasks)
     run.confinement = sandbox.plan(run.workdir, data_env={
-        ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)}, threads=run.threads)
+        ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)}, threads=run.threads,
+        timeout=run.total_timeout)
 
 
 def execute(run: Run) -> None:
     """Step 3 (and 4, the harvest cell): run the notebook in its own kernel."""
     run.execution = run_notebook(
         run.notebook, run.workdir, env=run.confinement.env, cell_timeout=run.cell_timeout,
-        total_timeout=run.total_timeout, owners=run.owners,
-        command_prefix=run.confinement.command_prefix)
+        total_timeout=run.total_timeout, owners=run.owners, confinement=run.confinement)
     path = run.artifacts / "harvest.json"
-    if path.is_file() and not path.is_symlink() and path.stat().st_size < (8 << 20):
+    if run.artifacts.is_symlink():  # the notebook's doing: it may point at anyone's files
+        run.execution.kernel = run.execution.kernel or (
+            "The notebook replaced the grader's artifact folder with a link, so nothing it "
+            "produced was graded.")
+    elif path.is_file() and not path.is_symlink() and path.stat().st_size < (8 << 20):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             run.harvest = data if isinstance(data, dict) else {}
@@ -124,16 +126,17 @@ def evaluate(run: Run) -> None:
     """Step 5: measure the harvested models in a separate, trusted process."""
     if not run.harvest:
         return
-    env = {k: os.environ[k] for k in ("PATH", "LANG", "HOME") if k in os.environ}
-    env.update(QUIET_ENV)
-    env[ENV_CACHE] = str(run.cache.parent)
-    if run.threads:
-        env.update(sandbox.thread_env(run.threads))
-    cmd = [sys.executable, "-m", "grader.evaluate", str(run.artifacts), str(run.out),
+    # Confined too: it unpacks files the kernel wrote. It writes into its own folder, and
+    # -P keeps that folder (its cwd) off sys.path.
+    evaldir = run.out / "evaluator"
+    cmd = [sys.executable, "-P", "-m", "grader.evaluate", str(run.artifacts), str(evaldir),
            "--rubric", str(run.rubric.path), "--profile", run.profile.name, "--data", run.data]
     try:
-        proc = subprocess.run(cmd, env=env, cwd=str(run.out), capture_output=True, text=True,
-                              timeout=max(600.0, run.total_timeout / 2))
+        proc = sandbox.run_confined(
+            cmd, workdir=evaldir, readable=[run.artifacts, run.rubric.path], out=run.out,
+            data_env={ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)},
+            outputs=("evaluation.json", "predictions.npz"), threads=run.threads,
+            timeout=max(600.0, run.total_timeout / 2))
     except subprocess.TimeoutExpired as exc:
         raise InfrastructureError("The evaluation of the harvested models took too long.",
                                   path=str(run.submission)) from exc
