@@ -1,0 +1,125 @@
+"""Wall time and peak memory of `grade` against a bare nbclient run of the same notebook.
+
+    python benchmarks/grading_time.py --profile structure [--repeat 2]
+    python benchmarks/grading_time.py --profile quick --repeat 1
+
+Side by side, in one run: (1) the submission prepared as the grader prepares it (the profile's
+parameters injected) but executed by a bare ``nbclient.NotebookClient`` with no harvest cell,
+no evaluation and no reports; (2) ``grade_submission`` on the same file. Prints the seconds of
+each, their ratio, the grader's own share (evaluation, reports), and the peak memory of the
+grading process tree (grader + kernel + evaluator, resident set sizes summed, sampled every
+0.2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+class PeakMemory(threading.Thread):
+    """Samples the summed RSS of this process and all its descendants."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.peak_single = 0
+        self._stop = threading.Event()
+
+    def run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(0.2):
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    rss = proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                self.peak_single = max(self.peak_single, rss)
+            self.peak = max(self.peak, total)
+
+    def stop(self):
+        self._stop.set()
+        self.join()
+
+
+def bare_run(path: Path, profile, workdir: Path) -> float:
+    """The notebook with the same parameters, run by nbclient and nothing else."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from grader.submission import HARVEST_TAG, prepare_notebook, read_submission
+    from grader.rubric import load_rubric
+
+    sub = read_submission(path)
+    nb, _ = prepare_notebook(sub, dict(profile.parameters), load_rubric().tasks)
+    nb.cells = [c for c in nb.cells if HARVEST_TAG not in c.metadata.get("tags", [])]
+    workdir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=int(profile.cell_timeout), kernel_name="python3",
+                   allow_errors=True, resources={"metadata": {"path": str(workdir)}}).execute()
+    elapsed = time.perf_counter() - start
+    nbformat.write(nb, workdir / "bare.ipynb")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="structure")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--submission", type=Path, default=ROOT / "reference" /
+                        "ex8_solution.ipynb")
+    args = parser.parse_args()
+
+    from grader.data import ensure_cache
+    from grader.pipeline import grade_submission
+    from grader.rubric import load_rubric
+
+    ensure_cache()  # the cache is warm for both: tokenising is not what is measured
+    profile = load_rubric().profile(args.profile)
+    bare, graded, kernel, peaks, singles = [], [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeat):
+            bare.append(bare_run(args.submission, profile, Path(tmp) / f"bare{i}"))
+            watch = PeakMemory()
+            watch.start()
+            start = time.perf_counter()
+            result = grade_submission(args.submission, profile=args.profile,
+                                      out=Path(tmp) / f"graded{i}")
+            graded.append(time.perf_counter() - start)
+            watch.stop()
+            peaks.append(watch.peak)
+            singles.append(watch.peak_single)
+            kernel.append(result.extra.get("kernel_seconds", float("nan")))
+            print(f"run {i + 1}: bare {bare[-1]:.1f} s, grade {graded[-1]:.1f} s "
+                  f"(score {result.score:g}/{result.max_score:g})", flush=True)
+
+    med = statistics.median
+    print(f"\n{args.submission.name}, profile {args.profile}, {args.repeat} run(s), "
+          f"medians, 2 CPU cores\n")
+    print("| figure | value |")
+    print("|---|---|")
+    print(f"| bare nbclient execution | {med(bare):.1f} s |")
+    print(f"| `grade` end to end | {med(graded):.1f} s |")
+    print(f"| of which the kernel (incl. harvest cell) | {med(kernel):.1f} s |")
+    print(f"| `grade` / bare | {med(graded) / med(bare):.2f} |")
+    print(f"| peak memory, process tree (summed RSS) | {max(peaks) / 2**30:.2f} GB |")
+    print(f"| peak memory, largest single process | {max(singles) / 2**30:.2f} GB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
