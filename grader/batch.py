@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import ctypes
+import fcntl
 import hashlib
 import io
 import json
@@ -217,6 +218,10 @@ def _child_main() -> int:
     from .pipeline import grade_submission
 
     out = Path(settings.out) / job.folder
+    # A grading left running by a killed batch (a Dask task carries on without its client)
+    # finishes before this one starts on the same folder; the lock goes when its holder does.
+    lock = open(out.parent / f".{job.folder}.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     if out.exists():  # nothing of an earlier run may show in this one's report
         shutil.rmtree(out)
     try:

@@ -275,17 +275,18 @@ def test_a_grading_process_that_dies_is_a_row_and_is_tried_again(tmp_path):
 
     folder = tmp_path / "submissions"
     folder.mkdir()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "import time\ntime.sleep(10 ** 6)")])
-    nbformat.write(nb, folder / "sleeper_ex8.ipynb")
+    for name, code in (("sleeper", "import time\ntime.sleep(10 ** 6)"),
+                       ("exits", "import os\nos._exit(1)")):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nbformat.write(nb, folder / f"{name}_ex8.ipynb")
     hostile = "<img src=x onerror=alert(1)>"
     (folder / f"{hostile}_ex8.ipynb").write_text("not json")
     out = tmp_path / "graded"
     killed = []
 
     def kill_the_sleepers_grader():
-        while not (out / GRADEBOOK).is_file() or len(_gradebook(out)) < 1:
-            time.sleep(0.1)  # the malformed one is done: only the sleeper is being graded
+        while not (out / GRADEBOOK).is_file() or len(_gradebook(out)) < 2:
+            time.sleep(0.1)  # the other two are done: only the sleeper is being graded
         for p in psutil.Process().children():
             if "grader.batch" in " ".join(p.cmdline()):
                 p.kill()
@@ -301,12 +302,15 @@ def test_a_grading_process_that_dies_is_a_row_and_is_tried_again(tmp_path):
     assert rows["sleeper"].status == "error"
     assert rows["sleeper"].reason.startswith("The grading process died by SIGKILL")
     assert rows[hostile].status == "not_graded"
-    assert "<img" not in (out / "index.html").read_text()
+    assert (rows["exits"].status, rows["exits"].reason) == ("kernel_died",
+                                                            "The kernel died in cell 2.")
+    html = (out / "index.html").read_text()
+    assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
     again = grade_folder(folder, out=out, **args)
-    assert (again.graded, again.reused) == (1, 1)
-    assert {r.student: r.status for r in again.rows} == {"sleeper": "timeout",
-                                                        hostile: "not_graded"}
+    assert (again.graded, again.reused) == (1, 2)
+    assert {r.student: r.status for r in again.rows} == {
+        "sleeper": "timeout", "exits": "kernel_died", hostile: "not_graded"}
     page = visit(out / "index.html")
     assert page.dialogs == [] and page.page_errors == []
 
