@@ -597,7 +597,7 @@ def plan(workdir: Path, *, data_env: dict[str, str], threads: int | None = None,
     if cgroups:
         conf.cgroups = cgroups
         conf.memory_text = _size(limits.memory)
-        cpu = f", {cgroups.cpus:g} CPUs" if cgroups.cpus else ""
+        cpu = f", {cgroups.cpus:g} CPU{'s' if cgroups.cpus != 1 else ''}" if cgroups.cpus else ""
         conf.layers.append(f"memory {_size(limits.memory)}, {limits.processes} processes{cpu} "
                            f"(cgroup {cgroups.version})")
     else:

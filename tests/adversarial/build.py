@@ -238,11 +238,16 @@ for gigabyte in range(1, 51):
     print(f"ex8-attack: {gigabyte} GB touched", flush=True)
 '''
 
-FORK_BOMB = '''import os, subprocess, time
-subprocess.Popen(["/bin/sh", "-c", "bomb() { bomb | bomb & }; bomb"])
-time.sleep(5)
-print(f"ex8-attack: fork bomb: {sum(p.isdigit() for p in os.listdir('/proc'))} processes "
-      "visible after 5 s")
+FORK_BOMB = '''import os, time
+children = 0
+try:
+    while True:
+        if os.fork() == 0:  # a child that keeps its place: it sleeps until it is killed
+            time.sleep(1e6)
+            os._exit(0)
+        children += 1
+except OSError as exc:
+    print(f"ex8-attack: fork bomb: {children} children, then {type(exc).__name__}: {exc}")
 '''
 
 THREAD_BOMB = '''import threading, time
