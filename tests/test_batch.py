@@ -23,10 +23,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from grader import batch, cli
-from grader.batch import GRADEBOOK, MARKER, find_submissions, grade_folder, rescore_folder
-from grader.rubric import default_rubric_path
+from grader.batch import GRADEBOOK, MARKER, find_submissions, grade_folder
+from grader.rubric import default_rubric_path, load_rubric
 
 from .browser import visit
 from .conftest import REFERENCE_NB, TEMPLATE_NB, variant
@@ -37,7 +38,6 @@ pytestmark = pytest.mark.kernel
 #: (about 75 s alone), short enough that the sleeping notebook costs little: it runs beside
 #: the others from the start, because its name sorts first
 TIMEOUT = 300
-TASK1_THRESHOLD = "threshold: {quick: 0.60, full: 0.80}"  # the first of three is task 1's
 
 NO_POOLING_BUILDER = (
     "def build_cnn_lstm_model", "    # YOUR CODE HERE\n    raise NotImplementedError()",
@@ -64,10 +64,15 @@ CHEAP = ("malformed_not_graded", "template_scores_3", "unpooled_task3_builder_on
 
 
 def _test_rubric(path: Path, task1_structure_threshold: float) -> Path:
-    text = default_rubric_path().read_text()
-    assert text.count(TASK1_THRESHOLD) == 3
-    path.write_text(text.replace(TASK1_THRESHOLD, "threshold: {structure: "
-                                 f"{task1_structure_threshold}, quick: 0.60, full: 0.80}}", 1))
+    """The bundled rubric, with a structure-profile threshold on task 1's accuracy check."""
+    raw = yaml.safe_load(default_rubric_path().read_text())
+    task1 = next(t for t in raw["tasks"] if t["id"] == "task1")
+    check = next(c for c in task1["checks"] if c["check"] == "accuracy")
+    check["threshold"] = {**check["threshold"], "structure": task1_structure_threshold}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    applied = [(t.id, c.id) for t in load_rubric(path).tasks for c in t.checks
+               if c.check == "accuracy" and c.applies_to("structure")]
+    assert applied == [("task1", "accuracy")]
     return path
 
 
