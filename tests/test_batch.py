@@ -363,3 +363,30 @@ def test_student_ids_from_lms_download_names(tmp_path):
         ("ex8.ipynb", "the name does not say whose it is"),
         ("grades.csv", "not a notebook or a .py file"),
         ("slides/", "a folder without a notebook or .py file")]
+
+
+def test_cli_arguments_reach_grade_folder_and_rescore_folder(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def fake(name, errors=0):
+        def call(path, **kwargs):
+            seen[name] = dict(kwargs, path=path)
+            rows = tuple(batch.Row(str(i), "", {}, None, "error", "", "") for i in range(errors))
+            return batch.BatchSummary(out=tmp_path, rows=rows, skipped=(), graded=0, reused=0)
+        return call
+
+    monkeypatch.setattr(batch, "grade_folder", fake("grade", errors=1))
+    monkeypatch.setattr(batch, "rescore_folder", fake("rescore"))
+    code = cli.main([str(tmp_path), "--profile", "structure", "--rubric", "r.yaml", "--out", "o",
+                     "--data", "imdb.npz", "--timeout", "99", "--cell-timeout", "7",
+                     "--workers", "3", "--threads", "2", "--scheduler", "tcp://h:8786",
+                     "--force"])
+    assert code == 1  # a row is an `error`: the next run grades it again
+    assert seen["grade"] == dict(
+        path=tmp_path, out=Path("o"), profile="structure", rubric=Path("r.yaml"),
+        data="imdb.npz", timeout=99.0, cell_timeout=7.0, workers=3, threads=2,
+        scheduler="tcp://h:8786", force=True, progress=sys.stdout)
+    assert cli.main(["rescore", str(tmp_path), "--rubric", "new.yaml"]) == 0
+    assert seen["rescore"] == dict(path=tmp_path, rubric=Path("new.yaml"), out=None,
+                                   progress=sys.stdout)
+    assert f"gradebook: {tmp_path / GRADEBOOK}" in capsys.readouterr().out
