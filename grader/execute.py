@@ -217,10 +217,21 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
 
     def on_cell_executed(cell, cell_index, execute_reply):
         started = cell.metadata.get("ex8", {}).pop("started", None)
-        if not cell.metadata["ex8"]:
+        if "ex8" in cell.metadata and not cell.metadata["ex8"]:
             del cell.metadata["ex8"]
-        if started is not None and time.monotonic() - started >= cell_timeout:
-            report.timed_out_cells.append(cell_index + 1)
+        if started is None or time.monotonic() - started < cell_timeout:
+            return
+        # nbclient interrupted the cell; whatever it recorded (a KeyboardInterrupt, or
+        # nothing) becomes one error that says why
+        index = cell_index + 1
+        previous = [e for e in report.errors if e.cell == index]
+        report.errors[:] = [e for e in report.errors if e.cell != index]
+        report.errors.append(CellError(
+            cell=index, task=owners[cell_index] if cell_index < len(owners) else None,
+            ename="CellTimeout", evalue=f"stopped after the {cell_timeout:.0f} s limit per cell",
+            traceback=previous[0].traceback if previous else "",
+            source_line=previous[0].source_line if previous else None))
+        report.timed_out_cells.append(index)
 
     client.on_cell_execute = on_cell_execute
     client.on_cell_error = on_cell_error
@@ -244,11 +255,13 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     oom = False
     try:
         asyncio.run(asyncio.wait_for(run(), timeout=total_timeout))
-    except (asyncio.TimeoutError, TimeoutError):
-        report.kernel = (f"The run was stopped after {total_timeout:.0f} s (the profile's total "
-                         f"limit), in cell {report.last_cell}.")
-    except DeadKernelError:
-        report.kernel = f"The kernel died in cell {report.last_cell}."
+    except (asyncio.TimeoutError, TimeoutError, DeadKernelError) as exc:
+        # Cancelling at the deadline may surface as the kernel's death: the clock decides.
+        if isinstance(exc, DeadKernelError) and time.monotonic() - start < total_timeout:
+            report.kernel = f"The kernel died in cell {report.last_cell}."
+        else:
+            report.kernel = (f"The run was stopped after {total_timeout:.0f} s (the total "
+                             f"limit), in cell {report.last_cell}.")
     except RuntimeError as exc:
         if "Kernel didn't respond" in str(exc) or "Kernel died" in str(exc):
             report.kernel = f"The kernel did not start: {exc}."
@@ -263,13 +276,6 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
             oom = confinement.out_of_memory()
             confinement.close()  # every process the kernel left behind dies here
         shutil.rmtree(ipc_dir, ignore_errors=True)
-    for index in report.timed_out_cells:
-        for err in report.errors:
-            if err.cell == index and err.ename == "KeyboardInterrupt":
-                report.errors[report.errors.index(err)] = CellError(
-                    cell=err.cell, task=err.task, ename="CellTimeout",
-                    evalue=f"stopped after the {cell_timeout:.0f} s limit per cell",
-                    traceback=err.traceback, source_line=err.source_line)
     if watch and watch.tripped:
         report.kernel = (f"The run was stopped in cell {report.last_cell}: the notebook wrote "
                          f"more than {confinement.disk_quota >> 20} MB into its work folder.")
