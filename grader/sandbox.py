@@ -231,6 +231,9 @@ class _Cgroups:
         if base is None:
             return None
         version, parents = base
+        for parent in {*parents.values(), *(p.parent for p in parents.values()
+                                            if version == "v2")}:
+            _sweep(parent)
         name = f"ex8-{secrets.token_hex(6)}"
         made: list[Path] = []
         try:
@@ -311,6 +314,18 @@ class _Cgroups:
     def remove(self) -> None:
         for folder in self.folders:
             _rmdir(folder)
+
+
+def _sweep(parent: Path, age: float = 600) -> None:
+    """Remove the empty cgroups of runs whose grader was killed before it could (a cgroup is
+    only empty for the moment between its creation and its process joining it)."""
+    for folder in parent.glob("ex8-*"):
+        try:
+            if time.time() - folder.stat().st_mtime > age and \
+                    not _read(folder / "cgroup.procs").split():
+                folder.rmdir()
+        except OSError:
+            continue
 
 
 def _rmdir(folder: Path) -> None:
@@ -635,13 +650,16 @@ def plan(workdir: Path, *, data_env: dict[str, str], threads: int | None = None,
         # ipykernel exits when its parent is pid 1, which bwrap's init is in the namespace;
         # --die-with-parent does that poller's job (the kernel dies with the grader)
         conf.kernel_args = ["--IPKernelApp.parent_handle=1"]
-    elif mode == "unshare":
+    else:
+        # bwrap's --die-with-parent, by hand: the run dies with the grader, killed or not
+        prefix += [_tool("setpriv"), "--pdeathsig", "KILL", "--"] if _tool("setpriv") else []
+    if mode == "unshare":
         user = [] if _root() else ["--user", "--map-root-user"]
         prefix += [_tool("unshare"), *user, "--net", "--pid", "--fork", "--kill-child",
                    "--mount-proc", "--ipc", "--uts", "--"]
         conf.layers += ["no network", "own process namespace"]
         conf.off.append("filesystem view (bubblewrap is missing)")
-    else:
+    elif mode == "none":
         conf.off += ["no network (no namespaces here)", "filesystem view (no bubblewrap)"]
         conf.marker = f"EX8_RUN={secrets.token_hex(8)}"
         env["EX8_RUN"] = conf.marker.split("=", 1)[1]

@@ -218,6 +218,50 @@ def test_without_namespaces_the_cgroup_kills_a_daemon(tmp_path, data_env, monkey
     assert not any(f.exists() for f in conf.cgroups.folders)
 
 
+@pytest.mark.parametrize("mode", ["bwrap", "unshare", "none"])
+def test_a_run_dies_with_its_grader(tmp_path, data_env, monkeypatch, mode):
+    """A grader killed with SIGKILL cannot close its runs: they must end by themselves."""
+    _need_full_layers()
+    monkeypatch.setenv(sandbox.MODE_ENV, mode)
+    conf = sandbox.plan(tmp_path / "work", data_env=data_env, threads=1, timeout=60)
+    grader = subprocess.Popen([sys.executable, "-c", (
+        "import json, subprocess, sys, time\n"
+        "subprocess.Popen(json.loads(sys.argv[1]), env=json.loads(sys.argv[2]))\n"
+        "time.sleep(600)"), json.dumps([*conf.command_prefix, "/bin/sleep", "600"]),
+        json.dumps(conf.env)], cwd=conf.workdir)
+    try:
+        assert _wait(lambda: any(_cmdline(p) == "/bin/sleep600" for p in conf.cgroups.pids()))
+        grader.kill()
+        grader.wait()
+        assert _wait(lambda: not conf.cgroups.pids())  # nobody called close()
+    finally:
+        assert conf.close() == 0
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b"").decode()
+    except OSError:
+        return ""
+
+
+def test_empty_cgroups_of_killed_graders_are_swept(tmp_path, data_env):
+    _need_full_layers()
+    _, parents = sandbox._cgroup_base()
+    stale, fresh = (parents["pids"] / "ex8-h4-stale-test", parents["pids"] / "ex8-h4-fresh-test")
+    for folder in (stale, fresh):
+        folder.mkdir()
+    try:
+        old = time.time() - 3600
+        os.utime(stale, (old, old))
+        sandbox.plan(tmp_path / "work", data_env=data_env, threads=1, timeout=60).close()
+        assert not stale.exists() and fresh.exists()  # a fresh one may be about to be joined
+    finally:
+        for folder in (stale, fresh):
+            if folder.exists():
+                folder.rmdir()
+
+
 def _wait(condition, seconds: float = 10) -> bool:
     deadline = time.monotonic() + seconds
     while not condition():
