@@ -366,3 +366,27 @@ def test_disk_usage_counts_blocks_and_entries(tmp_path):
     for i in range(20):
         (tmp_path / f"f{i}").touch()
     assert _disk_usage(tmp_path, max_entries=10) == float("inf")
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("mode, root, layers", [
+    ("unshare", True, ["scrubbed environment", "own HOME and temp folder", "thread budget 1",
+                       "memory", "rlimits", "no network", "own process namespace",
+                       "work folder quota"]),
+    ("none", False, ["scrubbed environment", "own HOME and temp folder", "thread budget 1",
+                     "rlimits", "work folder quota"]),
+])
+def test_fewer_layers_still_grade_and_the_report_says_which(tmp_path, monkeypatch, mode, root,
+                                                             layers):
+    from grader.pipeline import grade_submission
+
+    monkeypatch.setenv(sandbox.MODE_ENV, mode)
+    monkeypatch.setattr(sandbox, "_root", lambda: root)
+    result = grade_submission(ROOT / "tests" / "adversarial" / "honest_slim_base.ipynb",
+                              profile="structure", out=tmp_path / "out", threads=1)
+    assert result.status == "graded" and result.kernel is None and result.score == 1.0
+    assert len(result.confinement) == len(layers)
+    assert all(on.startswith(name) for on, name in zip(result.confinement, layers)), \
+        result.confinement
+    html = (tmp_path / "out" / "feedback.html").read_text()
+    assert f"Confinement: {', '.join(result.confinement)}." in html
