@@ -429,4 +429,10 @@ def ensure_cache(source=None) -> tuple[Source, Path]:
     path = cache_dir() / f"imdb-{_source_key(src)}.npz"
     if not path.exists():
         _load_arrays(src.path)
+    elif path.stat().st_mode & 0o044 != 0o044:
+        # a cache written before it was made readable: confined kernels run as another user
+        try:
+            path.chmod(0o644)
+        except OSError:
+            pass
     return src, path

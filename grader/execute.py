@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -209,6 +209,13 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     def on_cell_error(cell, cell_index, execute_reply):
         content = execute_reply["content"]
         tb = _traceback_tail(content.get("traceback", []))
+        if cell_index + 1 in report.timed_out_cells:
+            # nbclient calls this after on_cell_executed: the interrupt's KeyboardInterrupt
+            # only tells where the timed-out cell was stopped
+            for i, err in enumerate(report.errors):
+                if err.cell == cell_index + 1 and err.ename == "CellTimeout":
+                    report.errors[i] = replace(err, traceback=tb, source_line=_error_line(tb))
+            return
         report.errors.append(CellError(
             cell=cell_index + 1, task=owners[cell_index] if cell_index < len(owners) else None,
             ename=str(content.get("ename", "Error"))[:200],

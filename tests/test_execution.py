@@ -30,6 +30,8 @@ def test_endless_cell_is_stopped_and_the_tasks_before_it_are_graded(tmp_path):
     assert result.status == "graded" and result.kernel is None
     timeouts = [e for e in result.errors if e.ename == "CellTimeout"]
     assert len(timeouts) == 1 and "30 s" in timeouts[0].evalue
+    # one error for the stopped cell, not also the KeyboardInterrupt that stopped it
+    assert [e.ename for e in result.errors if e.cell == timeouts[0].cell] == ["CellTimeout"]
     rnn = next(t for t in result.tasks if t.id == "rnn")
     assert rnn.score == rnn.max_score > 0  # the worked example, before the loop, is graded
     # and the cells after the loop ran too: generate_movies (bonus) was defined and checked
