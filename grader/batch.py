@@ -345,13 +345,11 @@ def _status(result: SubmissionResult) -> tuple[str, str]:
         kind = "not_graded" if result.reason_kind == "InputError" else "error"
         return kind, result.reason or ""
     if result.kernel:
-        # execute.py's sentences: "The run was stopped after ...", "The kernel died in ...",
-        # "The kernel did not start: ..." (the last is the machine's fault)
-        if result.kernel.startswith("The run was stopped"):
+        if result.kernel_event == "timeout":
             return "timeout", result.kernel
-        if result.kernel.startswith("The kernel did not start"):
+        if result.kernel_event == "no_start":  # the machine's fault, not the submission's
             return "error", result.kernel
-        return "kernel_died", result.kernel
+        return "kernel_died", result.kernel  # died, out of memory, over the disk quota
     return "graded", " ".join(result.flags)
 
 

@@ -111,6 +111,8 @@ class ExecutionReport:
     notebook: nbformat.NotebookNode
     errors: list[CellError] = field(default_factory=list)
     kernel: str | None = None  # why the run ended early, one sentence
+    #: the same as a word for programs: timeout, died, memory, disk, no_start (None: ran through)
+    event: str | None = None
     timed_out_cells: list[int] = field(default_factory=list)
     seconds: float = 0.0
     last_cell: int | None = None  # 1-based index of the last cell that started
@@ -265,12 +267,15 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     except (asyncio.TimeoutError, TimeoutError, DeadKernelError) as exc:
         # Cancelling at the deadline may surface as the kernel's death: the clock decides.
         if isinstance(exc, DeadKernelError) and time.monotonic() - start < total_timeout:
+            report.event = "died"
             report.kernel = f"The kernel died in cell {report.last_cell}."
         else:
+            report.event = "timeout"
             report.kernel = (f"The run was stopped after {total_timeout:.0f} s (the total "
                              f"limit), in cell {report.last_cell}.")
     except RuntimeError as exc:
         if "Kernel didn't respond" in str(exc) or "Kernel died" in str(exc):
+            report.event = "no_start"
             report.kernel = f"The kernel did not start: {exc}."
         else:
             raise ExecutionError(f"The kernel could not be run: {exc}.") from exc
@@ -284,9 +289,11 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
             confinement.close()  # every process the kernel left behind dies here
         shutil.rmtree(ipc_dir, ignore_errors=True)
     if watch and watch.tripped:
+        report.event = "disk"
         report.kernel = (f"The run was stopped in cell {report.last_cell}: the notebook wrote "
                          f"more than {confinement.disk_quota >> 20} MB into its work folder.")
-    elif oom and report.kernel and report.kernel.startswith("The kernel died"):
+    elif oom and report.event == "died":
+        report.event = "memory"
         report.kernel = (f"The kernel died in cell {report.last_cell}: it needed more than the "
                          f"{confinement.memory_text} of memory it may use.")
     return report

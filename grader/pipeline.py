@@ -43,6 +43,9 @@ CHECK_TITLES = {
     "movie_prediction": "predicts next frames", "manual": "written answer",
 }
 PRINTED_TOLERANCE = 0.02
+#: what a run leaves in its output folder besides the reports (which are rewritten anyway)
+STALE_OUTPUTS = ("harvest.json", "evaluation.json", "predictions.npz", "executed.ipynb",
+                 "evaluator")
 _PRINTED_ACCURACY = re.compile(r"^\s*Accuracy\s*[:=]\s*([01](?:\.\d+)?)", re.M | re.I)
 
 
@@ -90,6 +93,13 @@ def prepare(run: Run) -> None:
     run.workdir = run.out / "work"
     if run.workdir.exists():
         shutil.rmtree(run.workdir)
+    # an earlier run's artifacts must not be reported as this run's (its plots, say)
+    for name in STALE_OUTPUTS:
+        stale = run.out / name
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink(missing_ok=True)
     run.workdir.mkdir(parents=True)
     if run.sub.kind == "module":
         shutil.copyfile(run.submission, run.workdir / "submission.py")
@@ -276,6 +286,7 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     result = SubmissionResult(
         submission=str(path), profile=profile, status="graded", tasks=tuple(tasks),
         errors=tuple(run.execution.errors), kernel=run.execution.kernel,
+        kernel_event=run.execution.event,
         flags=tuple(printed_accuracy_flags(run)), confinement=tuple(run.confinement.layers),
         execution_time=time.monotonic() - started, rubric_digest=rubric.digest,
         extra={"notes": list(run.sub.notes), "kind": run.sub.kind,

@@ -99,6 +99,7 @@ class SubmissionResult:
     reason_kind: str | None = None  # the error class, to group failures
     errors: tuple[CellError, ...] = ()
     kernel: str | None = None  # "the kernel died in cell 14", "stopped after 600 s", ...
+    kernel_event: str | None = None  # timeout, died, memory, disk, no_start (execute.py)
     flags: tuple[str, ...] = ()  # things a TA should look at (printed vs measured accuracy)
     confinement: tuple[str, ...] = ()  # the confinement layers that were on
     execution_time: float = 0.0
