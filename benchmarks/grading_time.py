@@ -34,13 +34,13 @@ class PeakMemory(threading.Thread):
         super().__init__(daemon=True)
         self.peak = 0
         self.peak_single = 0
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self):
         import psutil
 
         me = psutil.Process()
-        while not self._stop.wait(0.2):
+        while not self._done.wait(0.2):
             total = 0
             for proc in [me, *me.children(recursive=True)]:
                 try:
@@ -52,7 +52,7 @@ class PeakMemory(threading.Thread):
             self.peak = max(self.peak, total)
 
     def stop(self):
-        self._stop.set()
+        self._done.set()
         self.join()
 
 

@@ -75,6 +75,7 @@ class Run:
     cell_timeout: float = 0.0
     total_timeout: float = 0.0
     threads: int | None = None  # the kernel's thread budget (a batch shares the cores out)
+    evaluator: sandbox.ConfinedProcess | None = None  # started early, waiting for its go
 
 
 # --------------------------------------------------------------------------- steps
@@ -112,8 +113,27 @@ def prepare(run: Run) -> None:
         timeout=run.total_timeout)
 
 
+def _start_evaluator(run: Run) -> sandbox.ConfinedProcess:
+    """The evaluator, confined, started beside the kernel: it imports TensorFlow and loads the
+    grader's data while the notebook runs, then waits for ``evaluate`` to say go.
+
+    It sees the work folder read-only (the artifact folder does not exist yet), the rubric and
+    the data; it writes into its own folder, and -P keeps that folder (its cwd) off sys.path.
+    """
+    evaldir = run.out / "evaluator"
+    cmd = [sys.executable, "-P", "-m", "grader.evaluate", str(run.artifacts), str(evaldir),
+           "--rubric", str(run.rubric.path), "--profile", run.profile.name, "--data", run.data,
+           "--wait"]
+    return sandbox.start_confined(
+        cmd, workdir=evaldir, readable=[run.workdir, run.rubric.path], out=run.out,
+        data_env={ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)},
+        outputs=("evaluation.json", "predictions.npz"), threads=run.threads,
+        timeout=max(600.0, run.total_timeout / 2))
+
+
 def execute(run: Run) -> None:
     """Step 3 (and 4, the harvest cell): run the notebook in its own kernel."""
+    run.evaluator = _start_evaluator(run)
     run.execution = run_notebook(
         run.notebook, run.workdir, env=run.confinement.env, cell_timeout=run.cell_timeout,
         total_timeout=run.total_timeout, owners=run.owners, confinement=run.confinement)
@@ -134,19 +154,12 @@ def execute(run: Run) -> None:
 
 def evaluate(run: Run) -> None:
     """Step 5: measure the harvested models in a separate, trusted process."""
+    evaluator, run.evaluator = run.evaluator, None
     if not run.harvest:
+        evaluator.cancel()
         return
-    # Confined too: it unpacks files the kernel wrote. It writes into its own folder, and
-    # -P keeps that folder (its cwd) off sys.path.
-    evaldir = run.out / "evaluator"
-    cmd = [sys.executable, "-P", "-m", "grader.evaluate", str(run.artifacts), str(evaldir),
-           "--rubric", str(run.rubric.path), "--profile", run.profile.name, "--data", run.data]
     try:
-        proc = sandbox.run_confined(
-            cmd, workdir=evaldir, readable=[run.artifacts, run.rubric.path], out=run.out,
-            data_env={ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)},
-            outputs=("evaluation.json", "predictions.npz"), threads=run.threads,
-            timeout=max(600.0, run.total_timeout / 2))
+        proc = evaluator.finish()
     except subprocess.TimeoutExpired as exc:
         raise InfrastructureError("The evaluation of the harvested models took too long.",
                                   path=str(run.submission)) from exc
@@ -277,6 +290,9 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
         result = _not_graded(path, profile, err, started, rubric.digest)
         report(result, run if run.execution else None, out)
         return result
+    finally:
+        if run.evaluator is not None:  # the run ended before it was needed
+            run.evaluator.cancel()
 
     answers = {t.id: task_answers(run.sub.notebook, t.id) for t in rubric.tasks}
     contexts = {t.id: _task_context(run, t, answers[t.id]) for t in rubric.tasks}

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from .quiet import QUIET_ENV
 
-__all__ = ["Confinement", "Limits", "LIMITS", "plan", "run_confined", "thread_env",
+__all__ = ["Confinement", "ConfinedProcess", "Limits", "LIMITS", "plan", "run_confined",
+           "start_confined", "thread_env",
            "available", "MODE_ENV"]
 
 #: variables a kernel keeps from the grader's environment; everything else is dropped
@@ -672,10 +673,42 @@ def plan(workdir: Path, *, data_env: dict[str, str], threads: int | None = None,
     return conf
 
 
-def run_confined(argv: list[str], *, workdir: Path, data_env: dict[str, str],
-                 readable: list[Path], outputs: tuple[str, ...], out: Path,
-                 threads: int | None, timeout: float) -> subprocess.CompletedProcess:
-    """Run a trusted helper (the evaluator) confined: it reads ``readable`` and the data, and
+class ConfinedProcess:
+    """A confined helper started ahead of time; ``finish`` lets it run or calls it off."""
+
+    def __init__(self, proc, conf, outputs: tuple[str, ...], out: Path, timeout: float):
+        self.proc, self.conf, self.outputs, self.out, self.timeout = \
+            proc, conf, outputs, out, timeout
+
+    def finish(self, go: bool = True) -> subprocess.CompletedProcess:
+        """Send ``go`` (or end its input), wait, and move its outputs into place."""
+        try:
+            stdout, stderr = self.proc.communicate("go\n" if go else "", timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise
+        finally:
+            self.conf.close()
+        for name in self.outputs if go else ():
+            path = self.conf.workdir / name
+            if path.is_file() and not path.is_symlink():
+                os.replace(path, self.out / name)
+        shutil.rmtree(self.conf.workdir, ignore_errors=True)
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, stdout, stderr)
+
+    def cancel(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                self.finish(go=False)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def start_confined(argv: list[str], *, workdir: Path, data_env: dict[str, str],
+                   readable: list[Path], outputs: tuple[str, ...], out: Path,
+                   threads: int | None, timeout: float) -> ConfinedProcess:
+    """Start a trusted helper (the evaluator) confined: it reads ``readable`` and the data, and
     writes only ``workdir``; the files named in ``outputs`` are moved into ``out`` after.
 
     The evaluator is our code, but it unpacks files the student's kernel wrote: a loader bug
@@ -687,15 +720,15 @@ def run_confined(argv: list[str], *, workdir: Path, data_env: dict[str, str],
                 show=("grader", "reference", "rubrics"), hide=(), sockets=False,
                 timeout=timeout)
     try:
-        proc = subprocess.run([*conf.command_prefix, *argv], env=conf.env, cwd=str(workdir),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout, start_new_session=True)
-    finally:
+        proc = subprocess.Popen([*conf.command_prefix, *argv], env=conf.env, cwd=str(workdir),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+    except BaseException:
         conf.close()
-    for name in outputs:
-        path = conf.workdir / name
-        if path.is_file() and not path.is_symlink():
-            os.replace(path, out / name)
-    shutil.rmtree(workdir, ignore_errors=True)
-    return proc
+        raise
+    return ConfinedProcess(proc, conf, outputs, out, timeout)
 
+
+def run_confined(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """``start_confined`` and let it run to the end at once."""
+    return start_confined(argv, **kwargs).finish()
