@@ -336,7 +336,7 @@ def evaluate_artifacts(artifacts: Path, rubric, profile, out: Path, source=None,
                 continue
             if data is None:
                 data = load_eval_data(rubric, profile, source)
-                arrays.update(y_test=data.y_test, y_train=data.y_train)
+            arrays.update(y_test=data.y_test, y_train=data.y_train)
             try:
                 if task.kind == "imdb" and role == "trained":
                     # one predict over test and train reviews: one pass, one traced function
