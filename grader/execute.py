@@ -66,7 +66,8 @@ def _ex8_cap_output(limit={KERNEL_OUTPUT_CHARS}):
             if room <= 0:
                 return len(text)
             if isinstance(text, str) and len(text) > room:
-                _base.write(self, text[:room] + "\\n[the rest of this cell's output was dropped]\\n")
+                note = "\\n[the rest of this cell's output was dropped]\\n"
+                _base.write(self, text[:room] + note)
                 return len(text)
             return _base.write(self, text)
         def get(self):
@@ -116,7 +117,8 @@ class GraderKernelManager(AsyncKernelManager):
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
                "--HistoryManager.enabled=False",
-               f"--IPKernelApp.exec_lines={_KERNEL_OUTPUT_CAP}", *self.kernel_args, *(extra_arguments or [])]
+               f"--IPKernelApp.exec_lines={_KERNEL_OUTPUT_CAP}", *self.kernel_args,
+               *(extra_arguments or [])]
         return [*self.command_prefix, *cmd]
 
     def write_connection_file(self, **kwargs):

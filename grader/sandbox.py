@@ -31,9 +31,8 @@ from pathlib import Path
 
 from .quiet import QUIET_ENV
 
-__all__ = ["Confinement", "ConfinedProcess", "Limits", "LIMITS", "plan", "run_confined",
-           "start_confined", "thread_env",
-           "available", "MODE_ENV"]
+__all__ = ["Confinement", "ConfinedProcess", "Limits", "LIMITS", "plan", "start_confined",
+           "thread_env", "available", "MODE_ENV"]
 
 #: variables a kernel keeps from the grader's environment; everything else is dropped
 _KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
@@ -674,23 +673,21 @@ def plan(workdir: Path, *, data_env: dict[str, str], threads: int | None = None,
 
 
 class ConfinedProcess:
-    """A confined helper started ahead of time; ``finish`` lets it run or calls it off."""
+    """A confined helper started ahead of time; ``finish`` lets it run, ``cancel`` ends it."""
 
     def __init__(self, proc, conf, outputs: tuple[str, ...], out: Path, timeout: float):
         self.proc, self.conf, self.outputs, self.out, self.timeout = \
             proc, conf, outputs, out, timeout
 
-    def finish(self, go: bool = True) -> subprocess.CompletedProcess:
-        """Send ``go`` (or end its input), wait, and move its outputs into place."""
+    def finish(self) -> subprocess.CompletedProcess:
+        """Send ``go``, wait, and move its outputs into place."""
         try:
-            stdout, stderr = self.proc.communicate("go\n" if go else "", timeout=self.timeout)
+            stdout, stderr = self.proc.communicate("go\n", timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
+            self.cancel()
             raise
-        finally:
-            self.conf.close()
-        for name in self.outputs if go else ():
+        self.conf.close()
+        for name in self.outputs:
             path = self.conf.workdir / name
             if path.is_file() and not path.is_symlink():
                 os.replace(path, self.out / name)
@@ -698,11 +695,12 @@ class ConfinedProcess:
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, stdout, stderr)
 
     def cancel(self) -> None:
+        """Not needed after all (or too slow): kill it without waiting for it to get ready."""
         if self.proc.returncode is None:
-            try:
-                self.finish(go=False)
-            except subprocess.TimeoutExpired:
-                pass
+            self.proc.kill()
+            self.proc.communicate()
+        self.conf.close()
+        shutil.rmtree(self.conf.workdir, ignore_errors=True)
 
 
 def start_confined(argv: list[str], *, workdir: Path, data_env: dict[str, str],
@@ -728,7 +726,3 @@ def start_confined(argv: list[str], *, workdir: Path, data_env: dict[str, str],
         raise
     return ConfinedProcess(proc, conf, outputs, out, timeout)
 
-
-def run_confined(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """``start_confined`` and let it run to the end at once."""
-    return start_confined(argv, **kwargs).finish()
