@@ -1,19 +1,20 @@
 """Wall time and peak memory of `grade` against a bare nbclient run of the same notebook.
 
     python benchmarks/grading_time.py --profile structure [--repeat 2]
-    python benchmarks/grading_time.py --profile quick --repeat 1
+    python benchmarks/grading_time.py --profile quick --repeat 2
 
 Side by side, in one run: (1) the submission prepared as the grader prepares it (the profile's
 parameters injected) but executed by a bare ``nbclient.NotebookClient`` with no harvest cell,
-no evaluation and no reports; (2) ``grade_submission`` on the same file. Prints the seconds of
-each, their ratio, the grader's own share (evaluation, reports), and the peak memory of the
-grading process tree (grader + kernel + evaluator, resident set sizes summed, sampled every
-0.2 s).
+no evaluation and no reports; (2) ``grade_submission`` on the same file; odd runs go the other
+way round. Prints the seconds of each, their ratio, the grader's own share (evaluation,
+reports), and the peak memory of the grading process tree (grader + kernel + evaluator,
+resident set sizes summed, sampled every 0.2 s).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -56,6 +57,33 @@ class PeakMemory(threading.Thread):
         self.join()
 
 
+def cell_seconds(path: Path) -> dict[str, float]:
+    """Seconds per code cell of an executed notebook (nbclient's timestamps), keyed by the
+    cell's first line."""
+    from datetime import datetime
+
+    import nbformat
+
+    seconds: dict[str, float] = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        stamps = cell.metadata.get("execution", {})
+        start, end = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
+        if cell.cell_type != "code" or not (start and end):
+            continue
+        key = (cell.source.strip().splitlines() or [""])[0][:60]
+        while key in seconds:
+            key += " (again)"
+        seconds[key] = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    return seconds
+
+
+def evaluation_seconds(out: Path) -> float:
+    """The evaluator's own clock: loading and measuring every model (evaluation.json)."""
+    tasks = json.loads((out / "evaluation.json").read_text())["tasks"]
+    return sum(info.get("seconds", 0.0) for entry in tasks.values()
+               for info in entry.values() if isinstance(info, dict))
+
+
 def bare_run(path: Path, profile, workdir: Path) -> float:
     """The notebook with the same parameters, run by nbclient and nothing else."""
     import nbformat
@@ -90,10 +118,13 @@ def main() -> int:
 
     ensure_cache()  # the cache is warm for both: tokenising is not what is measured
     profile = load_rubric().profile(args.profile)
-    bare, graded, kernel, peaks, singles = [], [], [], [], []
+    bare, graded, kernel, evaluation, peaks, singles = [], [], [], [], [], []
+    cells: dict[str, tuple[list[float], list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
-            bare.append(bare_run(args.submission, profile, Path(tmp) / f"bare{i}"))
+            # Odd runs grade first: the machine's drift falls on both sides alike.
+            if i % 2 == 0:
+                bare.append(bare_run(args.submission, profile, Path(tmp) / f"bare{i}"))
             watch = PeakMemory()
             watch.start()
             start = time.perf_counter()
@@ -104,8 +135,16 @@ def main() -> int:
             peaks.append(watch.peak)
             singles.append(watch.peak_single)
             kernel.append(result.extra.get("kernel_seconds", float("nan")))
-            print(f"run {i + 1}: bare {bare[-1]:.1f} s, grade {graded[-1]:.1f} s "
-                  f"(score {result.score:g}/{result.max_score:g})", flush=True)
+            evaluation.append(evaluation_seconds(Path(tmp) / f"graded{i}"))
+            if i % 2 == 1:
+                bare.append(bare_run(args.submission, profile, Path(tmp) / f"bare{i}"))
+            graded_cells = cell_seconds(Path(tmp) / f"graded{i}" / "executed.ipynb")
+            for key, seconds in cell_seconds(Path(tmp) / f"bare{i}" / "bare.ipynb").items():
+                cells.setdefault(key, ([], []))[0].append(seconds)
+                cells[key][1].append(graded_cells.get(key, float("nan")))
+            print(f"run {i + 1}: bare {bare[-1]:.1f} s, grade {graded[-1]:.1f} s, of which "
+                  f"the kernel {kernel[-1]:.1f} s (score {result.score:g}/"
+                  f"{result.max_score:g})", flush=True)
 
     med = statistics.median
     print(f"\n{args.submission.name}, profile {args.profile}, {args.repeat} run(s), "
@@ -115,9 +154,16 @@ def main() -> int:
     print(f"| bare nbclient execution | {med(bare):.1f} s |")
     print(f"| `grade` end to end | {med(graded):.1f} s |")
     print(f"| of which the kernel (incl. harvest cell) | {med(kernel):.1f} s |")
+    print(f"| of which the evaluator's measuring (after the kernel) | {med(evaluation):.1f} s |")
     print(f"| `grade` / bare | {med(graded) / med(bare):.2f} |")
     print(f"| peak memory, process tree (summed RSS) | {max(peaks) / 2**30:.2f} GB |")
     print(f"| peak memory, largest single process | {max(singles) / 2**30:.2f} GB |")
+    print("\n| cell (first line) over 2 s | bare s | kernel in `grade` s | ratio |")
+    print("|---|---|---|---|")
+    for key, (bare_s, graded_s) in cells.items():
+        if max(med(bare_s), med(graded_s)) > 2:
+            print(f"| `{key}` | {med(bare_s):.1f} | {med(graded_s):.1f} | "
+                  f"{med(graded_s) / med(bare_s):.2f} |")
     return 0
 
 

@@ -69,9 +69,14 @@ LIMITS = Limits()
 
 
 def thread_env(threads: int) -> dict[str, str]:
+    """The thread budget of one process tree, for every library that sizes its own pools.
+
+    TensorFlow's inter-op pool gets the budget too, as TensorFlow's own default does: with one
+    inter-op thread an LSTM epoch took 12-26 % longer (``benchmarks/thread_settings.py``).
+    """
     n = str(max(1, threads))
     return {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
-            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": "1"}
+            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n}
 
 
 # --------------------------------------------------------------------------- what is there
