@@ -72,7 +72,8 @@ def thread_env(threads: int) -> dict[str, str]:
     """The thread budget of one process tree, for every library that sizes its own pools.
 
     TensorFlow's inter-op pool gets the budget too, as TensorFlow's own default does: with one
-    inter-op thread an LSTM epoch took 12-26 % longer (``benchmarks/thread_settings.py``).
+    inter-op thread an LSTM epoch took 19 % (Task 1) and 74 % (Task 2) longer
+    (``benchmarks/thread_settings.py``, BENCHMARKS.md).
     """
     n = str(max(1, threads))
     return {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
