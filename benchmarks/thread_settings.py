@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from grader.batch import _cores  # noqa: E402
 from grader.sandbox import plan, thread_env  # noqa: E402
 
 CONFINED = "confined: the grader now, in the kernel's confinement"
@@ -59,14 +60,16 @@ def epoch(builder: str) -> float:
     return time.perf_counter() - start
 
 
-def measure(model: str, env: dict[str, str] | None) -> float:
-    """Seconds of one epoch in a fresh process; ``env`` None: confined as the kernel is."""
+def measure(model: str, env: dict[str, str] | None, cores: int) -> float:
+    """Seconds of one epoch in a fresh process; ``env`` None: confined as the kernel is, with
+    a budget of ``cores`` threads."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", model]
     conf = None
     with tempfile.TemporaryDirectory() as work:
         if env is None:
-            conf = plan(Path(work) / "run", data_env={}, show=("grader", "reference"), hide=(),
-                        readable=[ROOT / "benchmarks"], sockets=False)
+            conf = plan(Path(work) / "run", data_env={}, threads=cores,
+                        show=("grader", "reference"), hide=(), readable=[ROOT / "benchmarks"],
+                        sockets=False)
             command, env = conf.command_prefix + command, conf.env
         try:
             out = subprocess.run(command, env=env, cwd=conf.workdir if conf else work,
@@ -91,16 +94,18 @@ def main() -> int:
         print(json.dumps(epoch(args.child)))
         return 0
 
-    cores = len(os.sched_getaffinity(0))
+    cores = _cores()
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("TF_NUM_", "OMP_", "OPENBLAS_", "MKL_"))}
     base["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    runs = {name: {**base, **env} for name, env in settings(cores).items()}
+    if args.confined:
+        runs[CONFINED] = None
     times: dict[tuple[str, str], list[float]] = {}
     for round_ in range(args.rounds):
         for model in args.models:
-            runs = dict(settings(cores), **({CONFINED: None} if args.confined else {}))
             for name, env in runs.items():
-                seconds = measure(model, {**base, **env} if env is not None else None)
+                seconds = measure(model, env, cores)
                 times.setdefault((model, name), []).append(seconds)
                 print(f"round {round_ + 1}: {model}, {name}: {seconds:.1f} s", flush=True)
 
