@@ -5,6 +5,9 @@ grader's main process and a model that exhausts memory takes only this process d
 the submission printed or computed is used: accuracy comes from one batched ``predict`` on the
 grader's own test subset, the bonus from movies the grader generates itself.
 
+With ``--wait`` it starts beside the kernel and measures each task's models as soon as the
+kernel hands them out (see ``grader.harvest``), then the rest when the notebook has finished.
+
 Output: ``evaluation.json`` (plain data for the checks, and for the report's comparison: a few
 test reviews the models got wrong, decoded back to words) and ``predictions.npz`` (arrays for
 the report's plots) in the output folder.
@@ -16,6 +19,8 @@ import argparse
 import json
 import os
 import re
+import shutil
+import stat
 import sys
 import time
 import zipfile
@@ -26,7 +31,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["inspect_archive", "load_model_safely", "describe_model", "imdb_metrics",
-           "load_eval_data", "evaluate_artifacts", "misclassified_reviews", "decode_review",
+           "load_eval_data", "evaluate_artifacts", "Evaluator", "misclassified_reviews", "decode_review",
            "UnsafeModelError", "MAX_MODEL_BYTES"]
 
 MAX_MODEL_BYTES = 64 << 20
@@ -318,85 +323,160 @@ def _predict_frames(predict, movie: np.ndarray, given: int = 7) -> np.ndarray:
     return track
 
 
+def _snapshot(artifacts: Path, name: str, into: Path) -> Path | None:
+    """Copy ``artifacts/name`` into the evaluator's own folder and return the copy: the kernel
+    may still be running and rewrite its files, so what is inspected is what is loaded. Links
+    (the folder or the file) are not followed; None if there is no regular file."""
+    try:
+        folder = os.open(artifacts, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a link, say: the loader refuses it with its own sentence
+        return artifacts / name
+    finally:
+        os.close(folder)
+    with os.fdopen(fd, "rb") as src:
+        st = os.fstat(src.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MODEL_BYTES:
+            return artifacts / name  # refused by the loader, which says why
+        into.mkdir(parents=True, exist_ok=True)
+        copy = into / name
+        with open(copy, "wb") as dst:
+            dst.write(src.read(MAX_MODEL_BYTES + 1))  # more than allowed: refused as too large
+    return copy
+
+
+class Evaluator:
+    """Measures each task's models (``task``), early or at the end, then writes the results
+    (``finish``). Every model file is measured from a copy taken when its turn comes."""
+
+    def __init__(self, artifacts: Path, rubric, profile, out: Path, source=None,
+                 data: EvalData | None = None):
+        self.artifacts, self.rubric, self.profile, self.out, self.source = \
+            artifacts, rubric, profile, out, source
+        self.data = data
+        self.infos: dict[tuple[str, str], dict] = {}
+        self.arrays: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        self._copies = out / "models"
+
+    def task(self, task_id: str, roles=("fresh", "trained"), early: bool = False) -> None:
+        task = next((t for t in self.rubric.tasks if t.id == task_id), None)
+        if task is None:
+            return
+        names = {role: f"{task.id}.{role}.keras" for role in roles}
+        copies = {role: _snapshot(self.artifacts, name, self._copies)
+                  for role, name in names.items()}
+        for role in roles:
+            self.infos.pop((task.id, role), None)
+            self.arrays.pop((task.id, role), None)
+            if copies[role] is None:
+                continue
+            info, arrays = self._measure(task, role, copies[role], names[role],
+                                         trained=copies.get("trained") is not None or
+                                         (self.artifacts / f"{task.id}.trained.keras").is_file())
+            if early:
+                info["early"] = True
+            self.infos[(task.id, role)], self.arrays[(task.id, role)] = info, arrays
+
+    def _measure(self, task, role: str, path: Path, name: str, trained: bool):
+        info: dict[str, Any] = {}
+        arrays: dict[str, np.ndarray] = {}
+        input_shape = (None, self.rubric.data["max_review_length"]) if task.kind == "imdb" \
+            else (None, None, 40, 40, 1)
+        started = time.perf_counter()
+        try:
+            model, config = load_model_safely(path)
+            info.update(describe_model(model, config, input_shape))
+        except UnsafeModelError as exc:
+            info["error"] = f"{name} was refused: {exc}."
+            return info, arrays
+        except Exception as exc:  # a broken file is the submission's problem, not ours
+            info["error"] = f"{name} could not be loaded ({type(exc).__name__}: " \
+                            f"{str(exc)[:300]})."
+            return info, arrays
+        if self.data is None:
+            self.data = load_eval_data(self.rubric, self.profile, self.source)
+        data = self.data
+        arrays.update(y_test=data.y_test, y_train=data.y_train)
+        try:
+            if task.kind == "imdb" and role == "trained":
+                # one predict over test and train reviews: one pass, one traced function
+                both = np.concatenate((data.x_test, data.x_train))
+                prob = np.asarray(model.predict(both, batch_size=_PREDICT_BATCH, verbose=0),
+                                  dtype=np.float32).reshape(len(both), -1)[:, 0]
+                test_prob, train_prob = prob[:len(data.x_test)], prob[len(data.x_test):]
+                info["metrics"] = imdb_metrics(data.y_test, test_prob)
+                arrays[f"{task.id}_test_prob"] = test_prob
+                arrays[f"{task.id}_train_prob"] = train_prob
+            elif task.kind == "movies" and role == "fresh" and trained:
+                pass  # the trained model is measured on the movies; the same builder
+            elif task.kind == "movies":
+                predict = _movie_function(model, data.noisy.shape[2:])
+                pred = np.concatenate([predict(data.noisy[i:i + 4])
+                                       for i in range(0, len(data.noisy), 4)])
+                info["prediction_shape"] = list(np.shape(pred))
+                info["input_shape"] = list(data.noisy.shape)
+                if role == "trained":
+                    pred = np.asarray(pred, dtype=np.float64)
+                    truth = data.shifted
+                    info["metrics"] = {
+                        "pixel_accuracy": float(np.mean((pred > 0.5) == (truth > 0.5))),
+                        "mse": float(np.mean((pred - truth) ** 2))}
+                    arrays["bonus_track"] = _predict_frames(predict, data.noisy[-1])
+                    # the true frames without noise, as the exercise's last cell shows
+                    # them: frame t of a movie is frame t-1 of its shifted copy
+                    arrays["bonus_truth"] = np.concatenate(
+                        (data.noisy[-1][:1], data.shifted[-1][:-1]))
+        except Exception as exc:
+            info["error"] = f"{name} loaded, but predicting failed " \
+                            f"({type(exc).__name__}: {str(exc)[:300]})."
+        info["seconds"] = round(time.perf_counter() - started, 3)
+        return info, arrays
+
+    def finish(self, keep: dict[str, list[str]] | None = None) -> dict:
+        """Measure what was not measured early, or changed since (every role of every task
+        except those ``keep`` names), and write evaluation.json and predictions.npz."""
+        keep = keep or {}
+        for task in self.rubric.tasks:
+            kept = [r for r in keep.get(task.id, ()) if (task.id, r) in self.infos]
+            redo = tuple(r for r in ("fresh", "trained") if r not in kept)
+            if redo:
+                self.task(task.id, redo)
+        result: dict[str, Any] = {"tasks": {}}
+        arrays: dict[str, np.ndarray] = {}
+        for task in self.rubric.tasks:
+            entry: dict[str, Any] = {"kind": task.kind}
+            for role in ("fresh", "trained"):
+                if (task.id, role) in self.infos:
+                    entry[role] = self.infos[(task.id, role)]
+                    arrays.update(self.arrays[(task.id, role)])
+            result["tasks"][task.id] = entry
+        probs = {t.id: arrays[f"{t.id}_test_prob"] for t in self.rubric.tasks
+                 if f"{t.id}_test_prob" in arrays}
+        if probs:
+            result["reviews"] = misclassified_reviews(self.data.x_test, self.data.y_test, probs,
+                                                      _word_ranks(self.source))
+        import keras
+
+        result["versions"] = {"keras": keras.__version__, "backend": keras.backend.backend()}
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "evaluation.json").write_text(json.dumps(result, indent=1))
+        np.savez_compressed(self.out / "predictions.npz", **arrays)
+        shutil.rmtree(self._copies, ignore_errors=True)
+        return result
+
+
 def evaluate_artifacts(artifacts: Path, rubric, profile, out: Path, source=None,
                        data: EvalData | None = None) -> dict:
     """Describe and measure every task's models; write evaluation.json and predictions.npz.
 
     ``data`` is the grader's data when it was loaded ahead (see ``main``'s ``--wait``).
     """
-    arrays: dict[str, np.ndarray] = {}
-    result: dict[str, Any] = {"tasks": {}}
-    for task in rubric.tasks:
-        entry: dict[str, Any] = {"kind": task.kind}
-        input_shape = (None, rubric.data["max_review_length"]) if task.kind == "imdb" \
-            else (None, None, 40, 40, 1)
-        for role in ("fresh", "trained"):
-            path = artifacts / f"{task.id}.{role}.keras"
-            if not path.exists() and not path.is_symlink():
-                continue
-            info: dict[str, Any] = {}
-            entry[role] = info
-            started = time.perf_counter()
-            try:
-                model, config = load_model_safely(path)
-                info.update(describe_model(model, config, input_shape))
-            except UnsafeModelError as exc:
-                info["error"] = f"{path.name} was refused: {exc}."
-                continue
-            except Exception as exc:  # a broken file is the submission's problem, not ours
-                info["error"] = f"{path.name} could not be loaded ({type(exc).__name__}: " \
-                                f"{str(exc)[:300]})."
-                continue
-            if data is None:
-                data = load_eval_data(rubric, profile, source)
-            arrays.update(y_test=data.y_test, y_train=data.y_train)
-            try:
-                if task.kind == "imdb" and role == "trained":
-                    # one predict over test and train reviews: one pass, one traced function
-                    both = np.concatenate((data.x_test, data.x_train))
-                    prob = np.asarray(model.predict(both, batch_size=_PREDICT_BATCH, verbose=0),
-                                      dtype=np.float32).reshape(len(both), -1)[:, 0]
-                    test_prob, train_prob = prob[:len(data.x_test)], prob[len(data.x_test):]
-                    info["metrics"] = imdb_metrics(data.y_test, test_prob)
-                    arrays[f"{task.id}_test_prob"] = test_prob
-                    arrays[f"{task.id}_train_prob"] = train_prob
-                elif task.kind == "movies" and role == "fresh" and \
-                        (artifacts / f"{task.id}.trained.keras").is_file():
-                    pass  # the trained model is measured on the movies; the same builder
-                elif task.kind == "movies":
-                    predict = _movie_function(model, data.noisy.shape[2:])
-                    pred = np.concatenate([predict(data.noisy[i:i + 4])
-                                           for i in range(0, len(data.noisy), 4)])
-                    info["prediction_shape"] = list(np.shape(pred))
-                    info["input_shape"] = list(data.noisy.shape)
-                    if role == "trained":
-                        pred = np.asarray(pred, dtype=np.float64)
-                        truth = data.shifted
-                        info["metrics"] = {
-                            "pixel_accuracy": float(np.mean((pred > 0.5) == (truth > 0.5))),
-                            "mse": float(np.mean((pred - truth) ** 2))}
-                        arrays["bonus_track"] = _predict_frames(predict, data.noisy[-1])
-                        # the true frames without noise, as the exercise's last cell shows
-                        # them: frame t of a movie is frame t-1 of its shifted copy
-                        arrays["bonus_truth"] = np.concatenate(
-                            (data.noisy[-1][:1], data.shifted[-1][:-1]))
-            except Exception as exc:
-                info["error"] = f"{path.name} loaded, but predicting failed " \
-                                f"({type(exc).__name__}: {str(exc)[:300]})."
-            info["seconds"] = round(time.perf_counter() - started, 3)
-        result["tasks"][task.id] = entry
-    probs = {t.id: arrays[f"{t.id}_test_prob"] for t in rubric.tasks
-             if f"{t.id}_test_prob" in arrays}
-    if probs:
-        result["reviews"] = misclassified_reviews(data.x_test, data.y_test, probs,
-                                                  _word_ranks(source))
-    import keras
-
-    result["versions"] = {"keras": keras.__version__, "backend": keras.backend.backend()}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(json.dumps(result, indent=1))
-    np.savez_compressed(out / "predictions.npz", **arrays)
-    return result
+    return Evaluator(artifacts, rubric, profile, out, source, data).finish()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,16 +499,27 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     rubric = load_rubric(args.rubric)
     profile = rubric.profile(args.profile)
-    data = None
-    if args.wait:
-        # Started beside the kernel: the import and the data cost nothing on the clock then.
-        import keras  # noqa: F401
+    if not args.wait:
+        evaluate_artifacts(args.artifacts, rubric, profile, args.out, source=args.data)
+        return 0
+    # Started beside the kernel: the import and the data cost nothing on the clock then, and
+    # each task's models are measured as soon as the kernel hands them out ("task ID"). "go"
+    # and a JSON object {task: [roles]} end it: the roles named were not saved again, so their
+    # early measurement stands; everything else is measured now.
+    import keras  # noqa: F401
 
-        data = load_eval_data(rubric, profile, args.data)
-        if sys.stdin.readline().strip() != "go":
+    evaluator = Evaluator(args.artifacts, rubric, profile, args.out, source=args.data,
+                          data=load_eval_data(rubric, profile, args.data))
+    for line in sys.stdin:
+        word, _, rest = line.strip().partition(" ")
+        if word == "task":
+            evaluator.task(rest, early=True)
+        elif word == "go":
+            evaluator.finish(json.loads(rest) if rest else None)
             return 0
-    evaluate_artifacts(args.artifacts, rubric, profile, args.out, source=args.data, data=data)
-    return 0
+        else:
+            break
+    return 0  # no "go": not needed after all
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,13 +25,14 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
+from nbclient.util import ensure_async
 from traitlets import Integer, List, Type, Unicode
 
 from .errors import ExecutionError
 from .results import CellError
 from .sandbox import Confinement
 
-__all__ = ["ExecutionReport", "run_notebook", "MAX_OUTPUT_BYTES"]
+__all__ = ["ExecutionReport", "AfterCell", "run_notebook", "MAX_OUTPUT_BYTES"]
 
 #: stored output per cell; the rest is dropped as it arrives, so printing a gigabyte costs
 #: the grader nothing but the time to receive it
@@ -127,10 +129,48 @@ class GraderKernelManager(AsyncKernelManager):
             os.chown(self.connection_file, self.kernel_uid, self.kernel_uid)
 
 
+@dataclass
+class AfterCell:
+    """Code the grader runs in the kernel after every code cell, silently: no cell number, no
+    output in the notebook, nothing in the kernel's history. ``setup`` runs once, before the
+    first ``code``; ``handle`` gets the text of ``expression`` after each successful run."""
+
+    setup: str
+    code: str
+    expression: str
+    handle: Callable[[str], None]
+    skip_tag: str | None = None  # a cell with this tag is not followed by ``code``
+
+
 class _CappedClient(NotebookClient):
-    """nbclient with a per-cell cap on stored output (its ``output`` hook point)."""
+    """nbclient with a per-cell cap on stored output (its ``output`` hook point), and the
+    grader's own silent code after each cell (``after_cell``)."""
 
     max_output_bytes = MAX_OUTPUT_BYTES
+    after_cell: AfterCell | None = None
+    _after_cell_ready = False
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None,
+                                 store_history=True):
+        cell = await super().async_execute_cell(cell, cell_index, execution_count,
+                                                store_history)
+        hook = self.after_cell
+        if hook is not None and cell.cell_type == "code" and cell.source.strip() and \
+                hook.skip_tag not in cell.metadata.get("tags", []):
+            if not self._after_cell_ready:
+                self._after_cell_ready = True
+                await self._silent(hook.setup, {})
+            reply = await self._silent(hook.code, {"value": hook.expression})
+            value = ((reply or {}).get("content", {}).get("user_expressions") or {}).get("value")
+            if isinstance(value, dict) and value.get("status") == "ok":
+                hook.handle(str(value.get("data", {}).get("text/plain", ""))[:10000])
+        return cell
+
+    async def _silent(self, code: str, expressions: dict) -> dict | None:
+        msg_id = await ensure_async(self.kc.execute(
+            code, silent=True, store_history=False, user_expressions=expressions,
+            stop_on_error=False))
+        return await self.async_wait_for_reply(msg_id)
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -225,13 +265,14 @@ class _DiskWatch(threading.Thread):
 def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str],
                  cell_timeout: float, total_timeout: float, owners: list[str | None],
                  command_prefix: list[str] | None = None, kernel_kwargs: dict | None = None,
-                 startup_timeout: float = 120,
-                 confinement: Confinement | None = None) -> ExecutionReport:
+                 startup_timeout: float = 120, confinement: Confinement | None = None,
+                 after_cell: AfterCell | None = None) -> ExecutionReport:
     """Execute ``nb`` in ``workdir``; ``owners[i]`` is the task cell ``i`` belongs to.
 
     With a ``confinement`` (``sandbox.plan``), the kernel starts behind its prefix, its
     sockets go where the sandbox can reach them, the work folder's quota is watched, and at
-    the end every process of the run is killed and the confinement undone.
+    the end every process of the run is killed and the confinement undone. ``after_cell``:
+    the grader's silent code after each code cell (the early hand-out of the models).
     """
     report = ExecutionReport(notebook=nb)
     # ipc sockets: no TCP port for other users of the machine to find, and they still reach a
@@ -252,6 +293,7 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
                            shutdown_kernel="immediate",
                            resources={"metadata": {"path": str(workdir)}})
     client._output_bytes = {}
+    client.after_cell = after_cell
 
     def on_cell_execute(cell, cell_index):
         report.last_cell = cell_index + 1

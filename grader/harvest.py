@@ -4,27 +4,41 @@ The source of this module is pasted into that cell (it needs nothing from the gr
 the standard library, NumPy and Keras are used. It hands out plain data only: ``.keras`` files,
 ``history`` numbers as JSON, the notebook's ``generate_movies`` output as ``.npz``. None of it is
 trusted: the grader measures the models itself and validates every field it reads.
+
+Early hand-out (``checkpoint=True``): the grader also runs ``harvest`` silently after every code
+cell (no cell number, no output). As soon as a task has a Keras model and a history, its models
+are saved then, so the evaluator can measure them while the notebook goes on. The last cell
+saves them again only if they changed since (their weights, layers or compile settings), or if
+the builder was redefined; it says which files are the early ones (``"early": true``).
 """
 
 
-def harvest(spec, namespace):
+def harvest(spec, namespace, checkpoint=False):
+    import hashlib
     import json
     import math
     import os
+    import sys
     import types
 
     import numpy as np
 
     out = spec["out"]
-    os.makedirs(out, exist_ok=False)  # a fresh folder the notebook could not have prepared
-    try:
-        import keras
-        model_type = keras.Model
-    except Exception as exc:  # noqa: BLE001 - any failure here is reported, not raised
-        keras, model_type = None, ()
-        keras_error = f"{type(exc).__name__}: {exc}"
+    grader = namespace.get("_ex8_grader")
+    state = grader.setdefault("early", {}) if isinstance(grader, dict) else {}
+    if checkpoint:
+        keras = sys.modules.get("keras")  # never imported here: a model needs it loaded already
+        if keras is None:
+            return []
     else:
-        keras_error = None
+        try:
+            import keras
+        except Exception as exc:  # noqa: BLE001 - any failure here is reported, not raised
+            keras = None
+            keras_error = f"{type(exc).__name__}: {exc}"
+        else:
+            keras_error = None
+    model_type = keras.Model if keras is not None else ()
 
     def describe_error(exc):
         text = f"{type(exc).__name__}: {exc}"
@@ -33,6 +47,16 @@ def harvest(spec, namespace):
     def save(model, path):
         model.save(path)
         return os.path.basename(path)
+
+    def digest(model):
+        """What the evaluator reads from a saved model: its weights, layers and compile settings."""
+        h = hashlib.sha256()
+        for weight in model.weights:
+            h.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
+        compiled = getattr(model, "get_compile_config", lambda: None)()
+        h.update(json.dumps([model.get_config(), compiled], sort_keys=True,
+                            default=repr).encode())
+        return h.hexdigest()
 
     def plain_history(obj):
         hist = getattr(obj, "history", None)
@@ -47,13 +71,46 @@ def harvest(spec, namespace):
             clean[str(key)[:100]] = [v if math.isfinite(v) else None for v in numbers]
         return clean
 
+    if checkpoint:
+        ready = []
+        for task in spec["tasks"]:
+            model = namespace.get(task["model"])
+            if task["id"] in state or namespace.get(task["history"]) is None or \
+                    not isinstance(model, model_type) or not model.built:
+                continue
+            early = state[task["id"]] = {}  # once per task, whatever happens below
+            try:
+                os.makedirs(out, exist_ok=True)
+                if os.path.islink(out) or not os.path.isdir(out):
+                    return ready
+                builder = namespace.get(task["builder"])
+                if callable(builder):
+                    fresh = builder()
+                    if isinstance(fresh, model_type):
+                        save(fresh, f"{out}/{task['id']}.fresh.keras")
+                        early["builder"] = builder
+                early["digest"] = digest(model)
+                save(model, f"{out}/{task['id']}.trained.keras")
+            except BaseException:  # noqa: BLE001 - the last cell saves it then
+                early.clear()
+                continue
+            ready.append(task["id"])
+        return ready
+
+    os.makedirs(out, exist_ok=bool(state))  # fresh, unless an early hand-out made it
+    if os.path.islink(out):
+        raise RuntimeError("the artifact folder is a link")
     report = {"keras_error": keras_error, "tasks": {}, "namespace": {}}
     for task in spec["tasks"]:
         entry = {}
         report["tasks"][task["id"]] = entry
+        early = state.get(task["id"]) or {}
         builder = namespace.get(task["builder"])
         if not callable(builder):
             entry["builder"] = {"status": "missing"}
+        elif early.get("builder") is builder:  # the function the early hand-out called
+            entry["builder"] = {"status": "ok", "file": f"{task['id']}.fresh.keras",
+                                "early": True}
         else:
             try:
                 fresh = builder()
@@ -74,8 +131,12 @@ def harvest(spec, namespace):
             entry["model"] = {"status": "missing"}
         elif model_type and isinstance(model, model_type):
             try:
-                entry["model"] = {"status": "ok",
-                                  "file": save(model, f"{out}/{task['id']}.trained.keras")}
+                if early.get("digest") and digest(model) == early["digest"]:
+                    entry["model"] = {"status": "ok", "file": f"{task['id']}.trained.keras",
+                                      "early": True}
+                else:
+                    entry["model"] = {"status": "ok",
+                                      "file": save(model, f"{out}/{task['id']}.trained.keras")}
             except BaseException as exc:  # noqa: BLE001
                 entry["model"] = {"status": "error", "error": describe_error(exc)}
         else:
@@ -109,12 +170,12 @@ def harvest(spec, namespace):
         report["namespace"]["movies"] = {"status": "missing"}
     else:
         try:
-            state = np.random.get_state()
+            rng = np.random.get_state()
             np.random.seed(0)
             try:
                 noisy, shifted = make(**spec["movies_call"])
             finally:
-                np.random.set_state(state)
+                np.random.set_state(rng)
             np.savez(f"{out}/movies.npz", noisy=np.asarray(noisy, dtype=np.float32),
                      shifted=np.asarray(shifted, dtype=np.float32))
             report["namespace"]["movies"] = {"status": "ok"}

@@ -1,7 +1,8 @@
 """``grade_submission``: one submission, graded in named steps, top to bottom.
 
-validate -> prepare -> execute (the harvest is the notebook's last cell) -> evaluate (a separate
-process) -> check -> report. Each step is a function of its own; a submission that cannot be
+validate -> prepare -> execute (the harvest is the notebook's last cell; each task's models are
+handed out early, as soon as they are trained) -> evaluate (a separate process, measuring the early
+models while the notebook goes on) -> check -> report. Each step is a function of its own; a submission that cannot be
 graded becomes a result with a reason, not an exception.
 """
 
@@ -24,13 +25,13 @@ from . import sandbox
 from .checks import REGISTRY, TaskContext
 from .data import ENV_CACHE, ENV_SOURCE, ensure_cache
 from .errors import GradingError, InfrastructureError, InputError
-from .execute import ExecutionReport, run_notebook
+from .execute import AfterCell, ExecutionReport, run_notebook
 from .migration import find_hints
 from .report.comparison import training_seconds
 from .results import CellError, CheckResult, SubmissionResult, TaskResult, from_dict
 from .rubric import Rubric, load_rubric
-from .submission import (Submission, cell_tasks, prepare_notebook, read_submission,
-                         task_answers)
+from .submission import (HARVEST_TAG, Submission, cell_tasks, early_harvest, prepare_notebook,
+                         read_submission, task_answers)
 
 __all__ = ["grade_submission", "default_out_dir", "Run", "check_all", "validate", "prepare",
            "execute", "evaluate", "report", "rescore"]
@@ -76,6 +77,7 @@ class Run:
     total_timeout: float = 0.0
     threads: int | None = None  # the kernel's thread budget (a batch shares the cores out)
     evaluator: sandbox.ConfinedProcess | None = None  # started early, waiting for its go
+    early: list[str] = field(default_factory=list)  # tasks handed to the evaluator early
 
 
 # --------------------------------------------------------------------------- steps
@@ -131,12 +133,29 @@ def _start_evaluator(run: Run) -> sandbox.ConfinedProcess:
         timeout=max(600.0, run.total_timeout / 2))
 
 
+def _early_handout(run: Run) -> AfterCell:
+    """After every cell, the kernel saves the models of each task that has just got a model and
+    a history; the evaluator measures them while the notebook goes on (see ``grader.harvest``).
+    What the kernel answers is only a hint: a task id the rubric does not know is ignored."""
+    setup, code, expression = early_harvest(run.rubric.tasks, run.artifacts.name)
+    known = {t.id for t in run.rubric.tasks}
+
+    def handle(text: str) -> None:
+        for tid in re.findall(r"'([A-Za-z0-9_]{1,40})'", text):
+            if tid in known and tid not in run.early and run.evaluator is not None:
+                run.early.append(tid)
+                run.evaluator.send(f"task {tid}")
+
+    return AfterCell(setup, code, expression, handle, skip_tag=HARVEST_TAG)
+
+
 def execute(run: Run) -> None:
     """Step 3 (and 4, the harvest cell): run the notebook in its own kernel."""
     run.evaluator = _start_evaluator(run)
     run.execution = run_notebook(
         run.notebook, run.workdir, env=run.confinement.env, cell_timeout=run.cell_timeout,
-        total_timeout=run.total_timeout, owners=run.owners, confinement=run.confinement)
+        total_timeout=run.total_timeout, owners=run.owners, confinement=run.confinement,
+        after_cell=_early_handout(run))
     path = run.artifacts / "harvest.json"
     if run.artifacts.is_symlink():  # the notebook's doing: it may point at anyone's files
         run.execution.kernel = run.execution.kernel or (
@@ -158,8 +177,13 @@ def evaluate(run: Run) -> None:
     if not run.harvest:
         evaluator.cancel()
         return
+    # the models the last cell did not save again: what the evaluator measured early stands
+    tasks = run.harvest.get("tasks") if isinstance(run.harvest.get("tasks"), dict) else {}
+    keep = {tid: [role for role, key in (("fresh", "builder"), ("trained", "model"))
+                  if isinstance(tasks.get(tid), dict) and isinstance(tasks[tid].get(key), dict)
+                  and tasks[tid][key].get("early") is True] for tid in run.early}
     try:
-        proc = evaluator.finish()
+        proc = evaluator.finish("go " + json.dumps(keep))
     except subprocess.TimeoutExpired as exc:
         raise InfrastructureError("The evaluation of the harvested models took too long.",
                                   path=str(run.submission)) from exc

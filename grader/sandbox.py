@@ -679,26 +679,42 @@ def plan(workdir: Path, *, data_env: dict[str, str], threads: int | None = None,
 
 
 class ConfinedProcess:
-    """A confined helper started ahead of time; ``finish`` lets it run, ``cancel`` ends it."""
+    """A confined helper started ahead of time: ``send`` gives it a line of work, ``finish``
+    its last line and waits, ``cancel`` ends it. Its stdout and stderr go to a temporary file,
+    so a helper that talks while it waits can never block on a full pipe."""
 
-    def __init__(self, proc, conf, outputs: tuple[str, ...], out: Path, timeout: float):
-        self.proc, self.conf, self.outputs, self.out, self.timeout = \
-            proc, conf, outputs, out, timeout
+    def __init__(self, proc, conf, outputs: tuple[str, ...], out: Path, timeout: float, log):
+        self.proc, self.conf, self.outputs, self.out, self.timeout, self.log = \
+            proc, conf, outputs, out, timeout, log
 
-    def finish(self) -> subprocess.CompletedProcess:
-        """Send ``go``, wait, and move its outputs into place."""
+    def send(self, line: str) -> bool:
+        """One line on its stdin; False if it has gone (``finish`` then says why)."""
         try:
-            stdout, stderr = self.proc.communicate("go\n", timeout=self.timeout)
+            self.proc.stdin.write(line.rstrip("\n") + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def finish(self, line: str = "go") -> subprocess.CompletedProcess:
+        """Send ``line`` (``go``), wait, and move its outputs into place."""
+        try:
+            self.proc.communicate(line.rstrip("\n") + "\n", timeout=self.timeout)
         except subprocess.TimeoutExpired:
             self.cancel()
             raise
+        except BrokenPipeError:
+            self.proc.wait(timeout=self.timeout)
         self.conf.close()
         for name in self.outputs:
             path = self.conf.workdir / name
             if path.is_file() and not path.is_symlink():
                 os.replace(path, self.out / name)
         shutil.rmtree(self.conf.workdir, ignore_errors=True)
-        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, stdout, stderr)
+        self.log.seek(0)
+        talk = self.log.read().decode("utf-8", "replace")
+        self.log.close()
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, "", talk)
 
     def cancel(self) -> None:
         """Not needed after all (or too slow): kill it without waiting for it to get ready."""
@@ -706,6 +722,7 @@ class ConfinedProcess:
             self.proc.kill()
             self.proc.communicate()
         self.conf.close()
+        self.log.close()
         shutil.rmtree(self.conf.workdir, ignore_errors=True)
 
 
@@ -723,12 +740,13 @@ def start_confined(argv: list[str], *, workdir: Path, data_env: dict[str, str],
     conf = plan(workdir, data_env=data_env, threads=threads, readable=readable,
                 show=("grader", "reference", "rubrics"), hide=(), sockets=False,
                 timeout=timeout)
+    log = tempfile.TemporaryFile()
     try:
         proc = subprocess.Popen([*conf.command_prefix, *argv], env=conf.env, cwd=str(workdir),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
     except BaseException:
         conf.close()
+        log.close()
         raise
-    return ConfinedProcess(proc, conf, outputs, out, timeout)
-
+    return ConfinedProcess(proc, conf, outputs, out, timeout, log)

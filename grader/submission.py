@@ -22,7 +22,7 @@ from .checks.movies import MOVIES_CALL
 from .errors import InputError
 
 __all__ = ["Submission", "read_submission", "prepare_notebook", "cell_tasks", "task_answers",
-           "MAX_SUBMISSION_BYTES", "INJECTED_TAG", "HARVEST_TAG"]
+           "MAX_SUBMISSION_BYTES", "INJECTED_TAG", "HARVEST_TAG", "early_harvest"]
 
 MAX_SUBMISSION_BYTES = 50 << 20
 INJECTED_TAG = "injected-parameters"
@@ -175,13 +175,31 @@ def _params_source(parameters: dict) -> str:
     return "\n".join(lines)
 
 
-def harvest_source(tasks, out_dir: str) -> str:
-    spec = {"out": out_dir, "movies_call": MOVIES_CALL,
+def _harvest_spec(tasks, out_dir: str) -> dict:
+    return {"out": out_dir, "movies_call": MOVIES_CALL,
             "tasks": [{"id": t.id, "builder": t.builder, "model": t.model, "history": t.history}
                       for t in tasks]}
-    body = inspect.getsource(_harvest_module).split('"""', 2)[2]  # drop the module docstring
+
+
+def _harvest_body() -> str:
+    return inspect.getsource(_harvest_module).split('"""', 2)[2].strip()  # without the docstring
+
+
+def harvest_source(tasks, out_dir: str) -> str:
     return (f"# ex8 grader: hand out the models, histories and movies (plain data only)\n"
-            f"{body.strip()}\n\nharvest({json.dumps(spec)}, globals())\ndel harvest")
+            f"{_harvest_body()}\n\nharvest({json.dumps(_harvest_spec(tasks, out_dir))}, "
+            f"globals())\ndel harvest")
+
+
+def early_harvest(tasks, out_dir: str) -> tuple[str, str, str]:
+    """What the grader runs silently in the kernel for the early hand-out (``harvest`` with
+    ``checkpoint=True``): code run once, code run after every cell, and the expression whose
+    value lists the tasks just saved."""
+    setup = (f"_ex8_grader = {{'spec': {json.dumps(_harvest_spec(tasks, out_dir))}}}\n"
+             f"exec(compile({_harvest_body()!r}, '<ex8 grader harvest>', 'exec'), _ex8_grader)")
+    call = ("_ex8_grader['ready'] = _ex8_grader['harvest'](_ex8_grader['spec'], globals(), "
+            "checkpoint=True)")
+    return setup, call, "_ex8_grader['ready']"
 
 
 def prepare_notebook(sub: Submission, parameters: dict, tasks) -> tuple[nbformat.NotebookNode,

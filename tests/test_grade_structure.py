@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from grader.pipeline import grade_submission
@@ -154,3 +155,45 @@ def test_python_module_submission_is_graded_like_a_notebook(tmp_path):
     assert result.status == "graded", result.reason
     assert lost(result) == {}
     assert result.extra["kind"] == "module"
+
+
+def test_reference_models_are_measured_while_the_notebook_runs(reference_structure):
+    """The early hand-out: each task's models were saved after its training cell and measured
+    then; the last cell found them unchanged and did not save them again."""
+    _, out = reference_structure
+    harvest = json.loads((out / "harvest.json").read_text())["tasks"]
+    evaluation = json.loads((out / "evaluation.json").read_text())["tasks"]
+    for task in ("rnn", "task1", "task2", "task3", "bonus"):
+        assert harvest[task]["builder"].get("early") is True, task
+        assert harvest[task]["model"].get("early") is True, task
+        assert evaluation[task]["fresh"].get("early") is True, task
+        assert evaluation[task]["trained"].get("early") is True, task
+    assert evaluation["task1"]["trained"]["metrics"]["samples"] == 100
+
+
+def test_models_changed_after_their_task_are_measured_again(tmp_path):
+    """A builder redefined and a model's weights zeroed in the last cell: what is graded is
+    what the notebook holds at its end, not what was handed out early."""
+    nb = json.loads(REFERENCE_NB.read_text())
+    builder = next("".join(c["source"]) for c in nb["cells"]
+                   if "".join(c["source"]).startswith("def build_lstm_model"))
+    later = builder.replace("layers.LSTM(128),", "layers.LSTM(64),") + \
+        "\nrnn_model.set_weights([np.zeros_like(w) for w in rnn_model.get_weights()])\n"
+    path = variant(REFERENCE_NB, tmp_path / "changed.ipynb",
+                   ("which = MOVIE_SAMPLES - 1", "plt.show()", "plt.show()\n\n" + later))
+    result = grade(path, tmp_path)
+    assert result.status == "graded", result.reason
+    assert lost(result) == {("task1", "layers"): 6, ("task1", "params"): 2}
+    out = tmp_path / "graded"
+    harvest = json.loads((out / "harvest.json").read_text())["tasks"]
+    evaluation = json.loads((out / "evaluation.json").read_text())["tasks"]
+    assert "early" not in harvest["task1"]["builder"] and "early" not in evaluation["task1"]["fresh"]
+    assert harvest["task1"]["model"]["early"] and evaluation["task1"]["trained"]["early"]
+    assert "early" not in harvest["rnn"]["model"] and "early" not in evaluation["rnn"]["trained"]
+    assert evaluation["rnn"]["fresh"]["early"] and evaluation["task2"]["trained"]["early"]
+    # zero weights: every review gets exactly 0.5, and 0.5 is "negative"
+    with np.load(out / "predictions.npz") as arrays:
+        assert np.all(arrays["rnn_test_prob"] == 0.5)
+        negatives = float(np.mean(arrays["y_test"] == 0))
+    assert evaluation["rnn"]["trained"]["metrics"]["accuracy"] == pytest.approx(negatives)
+    assert evaluation["task1"]["fresh"]["params"] == 184_897
