@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.batch import grade_folder  # noqa: E402
+from grader.batch import _cores, grade_folder  # noqa: E402
 
 
 def main() -> int:
@@ -41,7 +41,7 @@ def main() -> int:
     for i in range(1, args.submissions + 1):
         shutil.copyfile(ROOT / "reference" / "ex8_solution.ipynb",
                         folder / f"student{i:02d}_ex8.ipynb")
-    cores = os.cpu_count() or 1
+    cores = _cores()  # as grade DIR counts them (a Slurm job's, not the node's)
     rows = []
     try:
         for workers in args.workers:

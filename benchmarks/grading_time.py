@@ -7,7 +7,8 @@ Side by side, in one run: (1) the submission prepared as the grader prepares it 
 parameters injected) but executed by a bare ``nbclient.NotebookClient`` with no harvest cell,
 no evaluation and no reports; (2) ``grade_submission`` on the same file; odd runs go the other
 way round. Prints the seconds of each, their ratio, the grader's own share (evaluation,
-reports), and the peak memory of the grading process tree (grader + kernel + evaluator,
+reports; the evaluator's time split into what it measured while the notebook ran and after
+it), and the peak memory of the grading process tree (grader + kernel + evaluator,
 resident set sizes summed, sampled every 0.2 s).
 """
 
@@ -77,11 +78,14 @@ def cell_seconds(path: Path) -> dict[str, float]:
     return seconds
 
 
-def evaluation_seconds(out: Path) -> float:
-    """The evaluator's own clock: loading and measuring every model (evaluation.json)."""
+def evaluation_seconds(out: Path) -> tuple[float, float]:
+    """The evaluator's own clock, loading and measuring the models (evaluation.json): the
+    seconds spent while the notebook ran (models handed out early) and after it."""
     tasks = json.loads((out / "evaluation.json").read_text())["tasks"]
-    return sum(info.get("seconds", 0.0) for entry in tasks.values()
-               for info in entry.values() if isinstance(info, dict))
+    infos = [info for entry in tasks.values() for info in entry.values()
+             if isinstance(info, dict)]
+    early = sum(info.get("seconds", 0.0) for info in infos if info.get("early"))
+    return early, sum(info.get("seconds", 0.0) for info in infos) - early
 
 
 def bare_run(path: Path, profile, workdir: Path) -> float:
@@ -154,7 +158,10 @@ def main() -> int:
     print(f"| bare nbclient execution | {med(bare):.1f} s |")
     print(f"| `grade` end to end | {med(graded):.1f} s |")
     print(f"| of which the kernel (incl. harvest cell) | {med(kernel):.1f} s |")
-    print(f"| of which the evaluator's measuring (after the kernel) | {med(evaluation):.1f} s |")
+    print(f"| the evaluator's measuring while the notebook ran (early hand-out) | "
+          f"{med(e for e, _ in evaluation):.1f} s |")
+    print(f"| of which the evaluator's measuring after the kernel | "
+          f"{med(a for _, a in evaluation):.1f} s |")
     print(f"| `grade` / bare | {med(graded) / med(bare):.2f} |")
     print(f"| peak memory, process tree (summed RSS) | {max(peaks) / 2**30:.2f} GB |")
     print(f"| peak memory, largest single process | {max(singles) / 2**30:.2f} GB |")

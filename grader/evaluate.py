@@ -503,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluate_artifacts(args.artifacts, rubric, profile, args.out, source=args.data)
         return 0
     # Started beside the kernel: the import and the data cost nothing on the clock then, and
-    # each task's models are measured as soon as the kernel hands them out ("task ID"). "go"
+    # each task's trained model is measured as soon as the kernel hands it out ("task ID"). "go"
     # and a JSON object {task: [roles]} end it: the roles named were not saved again, so their
     # early measurement stands; everything else is measured now.
     import keras  # noqa: F401
@@ -512,8 +512,8 @@ def main(argv: list[str] | None = None) -> int:
                           data=load_eval_data(rubric, profile, args.data))
     for line in sys.stdin:
         word, _, rest = line.strip().partition(" ")
-        if word == "task":
-            evaluator.task(rest, early=True)
+        if word == "task":  # the trained model: builders are called in the last cell only
+            evaluator.task(rest, ("trained",), early=True)
         elif word == "go":
             evaluator.finish(json.loads(rest) if rest else None)
             return 0

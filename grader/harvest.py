@@ -6,10 +6,12 @@ the standard library, NumPy and Keras are used. It hands out plain data only: ``
 trusted: the grader measures the models itself and validates every field it reads.
 
 Early hand-out (``checkpoint=True``): the grader also runs ``harvest`` silently after every code
-cell (no cell number, no output). As soon as a task has a Keras model and a history, its models
-are saved then, so the evaluator can measure them while the notebook goes on. The last cell
-saves them again only if they changed since (their weights, layers or compile settings), or if
-the builder was redefined; it says which files are the early ones (``"early": true``).
+cell (no cell number, no output). As soon as a task has a Keras model and a history, its trained
+model is saved then, so the evaluator can measure it while the notebook goes on. The last cell
+saves it again only if it changed since (its weights, layers or compile settings), and says
+which files are the early ones (``"early": true``). Builders are only called in the last cell:
+a model built mid-notebook would draw from the notebook's random state and move the seeded
+initial weights of every model after it.
 """
 
 
@@ -83,12 +85,6 @@ def harvest(spec, namespace, checkpoint=False):
                 os.makedirs(out, exist_ok=True)
                 if os.path.islink(out) or not os.path.isdir(out):
                     return ready
-                builder = namespace.get(task["builder"])
-                if callable(builder):
-                    fresh = builder()
-                    if isinstance(fresh, model_type):
-                        save(fresh, f"{out}/{task['id']}.fresh.keras")
-                        early["builder"] = builder
                 early["digest"] = digest(model)
                 save(model, f"{out}/{task['id']}.trained.keras")
             except BaseException:  # noqa: BLE001 - the last cell saves it then
@@ -108,9 +104,6 @@ def harvest(spec, namespace, checkpoint=False):
         builder = namespace.get(task["builder"])
         if not callable(builder):
             entry["builder"] = {"status": "missing"}
-        elif early.get("builder") is builder:  # the function the early hand-out called
-            entry["builder"] = {"status": "ok", "file": f"{task['id']}.fresh.keras",
-                                "early": True}
         else:
             try:
                 fresh = builder()

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -78,6 +79,7 @@ class Run:
     threads: int | None = None  # the kernel's thread budget (a batch shares the cores out)
     evaluator: sandbox.ConfinedProcess | None = None  # started early, waiting for its go
     early: list[str] = field(default_factory=list)  # tasks handed to the evaluator early
+    ahead: list[threading.Thread] = field(default_factory=list)  # report work done while waiting
 
 
 # --------------------------------------------------------------------------- steps
@@ -134,8 +136,8 @@ def _start_evaluator(run: Run) -> sandbox.ConfinedProcess:
 
 
 def _early_handout(run: Run) -> AfterCell:
-    """After every cell, the kernel saves the models of each task that has just got a model and
-    a history; the evaluator measures them while the notebook goes on (see ``grader.harvest``).
+    """After every cell, the kernel saves the trained model of each task that has just got a
+    model and a history; the evaluator measures it while the notebook goes on (``grader.harvest``).
     What the kernel answers is only a hint: a task id the rubric does not know is ignored."""
     setup, code, expression = early_harvest(run.rubric.tasks, run.artifacts.name)
     known = {t.id for t in run.rubric.tasks}
@@ -149,9 +151,26 @@ def _early_handout(run: Run) -> AfterCell:
     return AfterCell(setup, code, expression, handle, skip_tag=HARVEST_TAG)
 
 
+def _in_thread(func, *args) -> threading.Thread:
+    """Report work done ahead while the grader waits (for the kernel, for the evaluator); a
+    failure here only means the report does it itself later."""
+    def work():
+        try:
+            func(*args)
+        except Exception:  # noqa: BLE001 - the report step will meet it again and say so
+            pass
+
+    thread = threading.Thread(target=work, name=f"ex8-{func.__name__}", daemon=True)
+    thread.start()
+    return thread
+
+
 def execute(run: Run) -> None:
     """Step 3 (and 4, the harvest cell): run the notebook in its own kernel."""
+    from .report import warm
+
     run.evaluator = _start_evaluator(run)
+    run.ahead.append(_in_thread(warm))
     run.execution = run_notebook(
         run.notebook, run.workdir, env=run.confinement.env, cell_timeout=run.cell_timeout,
         total_timeout=run.total_timeout, owners=run.owners, confinement=run.confinement,
@@ -177,11 +196,15 @@ def evaluate(run: Run) -> None:
     if not run.harvest:
         evaluator.cancel()
         return
-    # the models the last cell did not save again: what the evaluator measured early stands
+    # the trained models the last cell did not save again: what the evaluator measured early
+    # stands
     tasks = run.harvest.get("tasks") if isinstance(run.harvest.get("tasks"), dict) else {}
-    keep = {tid: [role for role, key in (("fresh", "builder"), ("trained", "model"))
-                  if isinstance(tasks.get(tid), dict) and isinstance(tasks[tid].get(key), dict)
-                  and tasks[tid][key].get("early") is True] for tid in run.early}
+    keep = {tid: ["trained"] for tid in run.early if isinstance(tasks.get(tid), dict)
+            and isinstance(tasks[tid].get("model"), dict)
+            and tasks[tid]["model"].get("early") is True}
+    from .report import draw_histories
+
+    run.ahead.append(_in_thread(draw_histories, run.harvest))
     try:
         proc = evaluator.finish("go " + json.dumps(keep))
     except subprocess.TimeoutExpired as exc:
@@ -305,18 +328,23 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     run = Run(submission=path, rubric=rubric, profile=prof, out=out, data=data,
               cell_timeout=cell_timeout or prof.cell_timeout,
               total_timeout=timeout or prof.timeout, threads=threads)
+    failure = None
     try:
         validate(run)
         prepare(run)
         execute(run)
         evaluate(run)
     except (InputError, InfrastructureError, GradingError) as err:
-        result = _not_graded(path, profile, err, started, rubric.digest)
-        report(result, run if run.execution else None, out)
-        return result
+        failure = err
     finally:
         if run.evaluator is not None:  # the run ended before it was needed
             run.evaluator.cancel()
+        for thread in run.ahead:  # done long before, as a rule
+            thread.join()
+    if failure is not None:
+        result = _not_graded(path, profile, failure, started, rubric.digest)
+        report(result, run if run.execution else None, out)
+        return result
 
     answers = {t.id: task_answers(run.sub.notebook, t.id) for t in rubric.tasks}
     contexts = {t.id: _task_context(run, t, answers[t.id]) for t in rubric.tasks}

@@ -6,6 +6,7 @@ output folder, so a stored run can be re-rendered after re-scoring without a ker
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -19,7 +20,7 @@ from . import plots
 from .comparison import comparison_rows
 
 __all__ = ["write_reports", "render_feedback", "summary_lines", "use_colour",
-           "atomic_write_text", "CSP"]
+           "atomic_write_text", "warm", "draw_histories", "CSP"]
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
        "form-action 'none'")
@@ -36,6 +37,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+@functools.lru_cache(maxsize=1)  # one per process: each template is compiled once
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("grader.report", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
@@ -50,6 +52,23 @@ def _read_json(path: Path) -> dict:
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+def warm() -> None:
+    """Import matplotlib and compile the feedback template: the grader calls this in a thread
+    while the kernel runs, so the reports cost only their drawing at the end."""
+    plots.warm()
+    _env().get_template("feedback.html.j2")
+
+
+def draw_histories(harvest: dict) -> None:
+    """Draw the harvest's training curves ahead (``plots.history_plot`` keeps the last few): the
+    grader calls this while the evaluator finishes, and the report then finds them drawn."""
+    for entry in (harvest.get("tasks") or {}).values():
+        hist = ((entry or {}).get("history") or {}).get("history") \
+            if isinstance(entry, dict) else None
+        if isinstance(hist, dict):
+            plots.history_plot(hist)
 
 
 def _figures(result: SubmissionResult, out: Path, harvest: dict,
