@@ -163,7 +163,7 @@ class _CappedClient(NotebookClient):
             reply = await self._silent(hook.code, {"value": hook.expression})
             value = ((reply or {}).get("content", {}).get("user_expressions") or {}).get("value")
             if isinstance(value, dict) and value.get("status") == "ok":
-                hook.handle(str(value.get("data", {}).get("text/plain", ""))[:10000])
+                hook.handle(str(value.get("data", {}).get("text/plain", ""))[:1 << 20])
         return cell
 
     async def _silent(self, code: str, expressions: dict) -> dict | None:

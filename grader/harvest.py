@@ -7,7 +7,8 @@ trusted: the grader measures the models itself and validates every field it read
 
 Early hand-out (``checkpoint=True``): the grader also runs ``harvest`` silently after every code
 cell (no cell number, no output). As soon as a task has a Keras model and a history, its trained
-model is saved then, so the evaluator can measure it while the notebook goes on. The last cell
+model is saved then, so the evaluator can measure it while the notebook goes on; the call
+returns, as JSON, the tasks it saved and their histories (the grader draws them meanwhile). The last cell
 saves it again only if it changed since (its weights, layers or compile settings), and says
 which files are the early ones (``"early": true``). Builders are only called in the last cell:
 a model built mid-notebook would draw from the notebook's random state and move the seeded
@@ -31,7 +32,7 @@ def harvest(spec, namespace, checkpoint=False):
     if checkpoint:
         keras = sys.modules.get("keras")  # never imported here: a model needs it loaded already
         if keras is None:
-            return []
+            return "[]"
     else:
         try:
             import keras
@@ -84,14 +85,17 @@ def harvest(spec, namespace, checkpoint=False):
             try:
                 os.makedirs(out, exist_ok=True)
                 if os.path.islink(out) or not os.path.isdir(out):
-                    return ready
+                    return json.dumps(ready)
                 early["digest"] = digest(model)
                 save(model, f"{out}/{task['id']}.trained.keras")
             except BaseException:  # noqa: BLE001 - the last cell saves it then
                 early.clear()
                 continue
-            ready.append(task["id"])
-        return ready
+            # the history as the last cell would hand it out: the grader draws it meanwhile
+            hist = plain_history(namespace.get(task["history"]))
+            ready.append({"id": task["id"],
+                          "history": hist if len(json.dumps(hist)) < 100_000 else None})
+        return json.dumps(ready)
 
     os.makedirs(out, exist_ok=bool(state))  # fresh, unless an early hand-out made it
     if os.path.islink(out):

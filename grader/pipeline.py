@@ -8,14 +8,15 @@ graded becomes a result with a reason, not an exception.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ class Run:
     threads: int | None = None  # the kernel's thread budget (a batch shares the cores out)
     evaluator: sandbox.ConfinedProcess | None = None  # started early, waiting for its go
     early: list[str] = field(default_factory=list)  # tasks handed to the evaluator early
-    ahead: list[threading.Thread] = field(default_factory=list)  # report work done while waiting
+    ahead: ThreadPoolExecutor | None = None  # report work done while waiting (``_ahead``)
 
 
 # --------------------------------------------------------------------------- steps
@@ -137,32 +138,39 @@ def _start_evaluator(run: Run) -> sandbox.ConfinedProcess:
 
 def _early_handout(run: Run) -> AfterCell:
     """After every cell, the kernel saves the trained model of each task that has just got a
-    model and a history; the evaluator measures it while the notebook goes on (``grader.harvest``).
-    What the kernel answers is only a hint: a task id the rubric does not know is ignored."""
+    model and a history; the evaluator measures it while the notebook goes on, and the grader
+    draws its training curves (``grader.harvest``). What the kernel answers is only a hint: a
+    task id the rubric does not know is ignored, anything malformed is dropped."""
+    from .report.plots import history_plot
+
     setup, code, expression = early_harvest(run.rubric.tasks, run.artifacts.name)
     known = {t.id for t in run.rubric.tasks}
 
     def handle(text: str) -> None:
-        for tid in re.findall(r"'([A-Za-z0-9_]{1,40})'", text):
-            if tid in known and tid not in run.early and run.evaluator is not None:
-                run.early.append(tid)
-                run.evaluator.send(f"task {tid}")
+        try:
+            items = json.loads(ast.literal_eval(text))  # the repr of a JSON string
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return
+        for item in items if isinstance(items, list) else ():
+            tid = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(tid, str) or tid not in known or tid in run.early or \
+                    run.evaluator is None:
+                continue
+            run.early.append(tid)
+            run.evaluator.send(f"task {tid}")
+            if isinstance(item.get("history"), dict):
+                _ahead(run, history_plot, item["history"])
 
     return AfterCell(setup, code, expression, handle, skip_tag=HARVEST_TAG)
 
 
-def _in_thread(func, *args) -> threading.Thread:
-    """Report work done ahead while the grader waits (for the kernel, for the evaluator); a
-    failure here only means the report does it itself later."""
-    def work():
-        try:
-            func(*args)
-        except Exception:  # noqa: BLE001 - the report step will meet it again and say so
-            pass
-
-    thread = threading.Thread(target=work, name=f"ex8-{func.__name__}", daemon=True)
-    thread.start()
-    return thread
+def _ahead(run: Run, func, *args) -> None:
+    """Report work done while the grader waits (for the kernel, for the evaluator), in one
+    thread, one job after another (matplotlib is not thread-safe). A job that fails only
+    means the report does that work itself later (and meets the error there)."""
+    if run.ahead is None:
+        run.ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ex8-ahead")
+    run.ahead.submit(func, *args)
 
 
 def execute(run: Run) -> None:
@@ -170,7 +178,7 @@ def execute(run: Run) -> None:
     from .report import warm
 
     run.evaluator = _start_evaluator(run)
-    run.ahead.append(_in_thread(warm))
+    _ahead(run, warm)
     run.execution = run_notebook(
         run.notebook, run.workdir, env=run.confinement.env, cell_timeout=run.cell_timeout,
         total_timeout=run.total_timeout, owners=run.owners, confinement=run.confinement,
@@ -204,7 +212,7 @@ def evaluate(run: Run) -> None:
             and tasks[tid]["model"].get("early") is True}
     from .report import draw_histories
 
-    run.ahead.append(_in_thread(draw_histories, run.harvest))
+    _ahead(run, draw_histories, run.harvest)  # drawn early unless they changed since
     try:
         proc = evaluator.finish("go " + json.dumps(keep))
     except subprocess.TimeoutExpired as exc:
@@ -339,8 +347,8 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     finally:
         if run.evaluator is not None:  # the run ended before it was needed
             run.evaluator.cancel()
-        for thread in run.ahead:  # done long before, as a rule
-            thread.join()
+        if run.ahead is not None:  # done long before, as a rule
+            run.ahead.shutdown(wait=True)
     if failure is not None:
         result = _not_graded(path, profile, failure, started, rubric.digest)
         report(result, run if run.execution else None, out)

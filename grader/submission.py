@@ -194,7 +194,7 @@ def harvest_source(tasks, out_dir: str) -> str:
 def early_harvest(tasks, out_dir: str) -> tuple[str, str, str]:
     """What the grader runs silently in the kernel for the early hand-out (``harvest`` with
     ``checkpoint=True``): code run once, code run after every cell, and the expression whose
-    value lists the tasks just saved."""
+    value is a JSON string of the tasks just saved, with their histories."""
     setup = (f"_ex8_grader = {{'spec': {json.dumps(_harvest_spec(tasks, out_dir))}}}\n"
              f"exec(compile({_harvest_body()!r}, '<ex8 grader harvest>', 'exec'), _ex8_grader)")
     call = ("_ex8_grader['ready'] = _ex8_grader['harvest'](_ex8_grader['spec'], globals(), "

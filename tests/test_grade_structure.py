@@ -169,6 +169,9 @@ def test_reference_models_are_measured_while_the_notebook_runs(reference_structu
         assert evaluation[task]["trained"].get("early") is True, task
         assert "early" not in harvest[task]["builder"], task
         assert "early" not in evaluation[task]["fresh"], task
+        # the builder's model has the trained one's config but for the names: described once
+        assert evaluation[task]["fresh"]["same_as_trained"] is True, task
+        assert evaluation[task]["fresh"]["layers"] == evaluation[task]["trained"]["layers"]
     assert evaluation["task1"]["trained"]["metrics"]["samples"] == 100
 
 
@@ -197,3 +200,4 @@ def test_models_changed_after_their_task_are_measured_again(tmp_path):
         negatives = float(np.mean(arrays["y_test"] == 0))
     assert evaluation["rnn"]["trained"]["metrics"]["accuracy"] == pytest.approx(negatives)
     assert evaluation["task1"]["fresh"]["params"] == 184_897
+    assert "same_as_trained" not in evaluation["task1"]["fresh"]

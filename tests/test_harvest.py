@@ -46,6 +46,11 @@ def _random_state():
     return random.getstate(), np.random.get_state()[1].tolist(), keras_state
 
 
+def _early(spec, namespace) -> list[str]:
+    """The tasks the early hand-out saved (it answers in JSON, with their histories)."""
+    return [item["id"] for item in json.loads(harvest(spec, namespace, checkpoint=True))]
+
+
 def _final(spec, namespace) -> dict:
     harvest(spec, namespace)
     with open(f"{spec['out']}/harvest.json", encoding="utf-8") as fh:
@@ -55,23 +60,26 @@ def _final(spec, namespace) -> dict:
 def test_early_hand_out_saves_the_trained_model_once_and_draws_no_random_numbers(notebook):
     spec, namespace = notebook
     before = _random_state()
-    assert harvest(spec, namespace, checkpoint=True) == ["t"]
+    answer = json.loads(harvest(spec, namespace, checkpoint=True))
     assert _random_state() == before
-    assert harvest(spec, namespace, checkpoint=True) == []  # once per task
+    assert [item["id"] for item in answer] == ["t"]
+    assert answer[0]["history"] == {k: [float(v) for v in values] for k, values
+                                    in namespace["history"].history.items()}
+    assert _early(spec, namespace) == []  # once per task
     assert sorted(p.name for p in Path(spec["out"]).iterdir()) == ["t.trained.keras"]
 
 
 def test_no_hand_out_before_the_history_exists(notebook):
     spec, namespace = notebook
     del namespace["history"]
-    assert harvest(spec, namespace, checkpoint=True) == []
-    namespace["history"] = object()
-    assert harvest(spec, namespace, checkpoint=True) == ["t"]
+    assert _early(spec, namespace) == []
+    namespace["history"] = object()  # not a Keras history: handed out, with no curves to draw
+    assert json.loads(harvest(spec, namespace, checkpoint=True)) == [{"id": "t", "history": None}]
 
 
 def test_last_cell_keeps_an_unchanged_model_and_builds_the_builder(notebook):
     spec, namespace = notebook
-    harvest(spec, namespace, checkpoint=True)
+    assert _early(spec, namespace) == ["t"]
     namespace["model"].predict(np.zeros((2, 8), "float32"), verbose=0)  # reading changes nothing
     entry = _final(spec, namespace)
     assert entry["model"] == {"status": "ok", "file": "t.trained.keras", "early": True}
@@ -85,7 +93,7 @@ def test_last_cell_keeps_an_unchanged_model_and_builds_the_builder(notebook):
 ], ids=["weights", "compile", "one_layer"])
 def test_last_cell_saves_again_a_model_changed_since(notebook, change):
     spec, namespace = notebook
-    harvest(spec, namespace, checkpoint=True)
+    assert _early(spec, namespace) == ["t"]
     change(namespace["model"])
     entry = _final(spec, namespace)
     assert entry["model"] == {"status": "ok", "file": "t.trained.keras"}
