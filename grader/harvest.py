@@ -8,9 +8,10 @@ trusted: the grader measures the models itself and validates every field it read
 Early hand-out (``checkpoint=True``): the grader also runs ``harvest`` silently after every code
 cell (no cell number, no output). As soon as a task has a Keras model and a history, its trained
 model is saved then, so the evaluator can measure it while the notebook goes on; the call
-returns, as JSON, the tasks it saved and their histories (the grader draws them meanwhile). The last cell
-saves it again only if it changed since (its weights, layers or compile settings), and says
-which files are the early ones (``"early": true``). Builders are only called in the last cell:
+returns, as JSON, the tasks it saved and their histories (the grader draws them meanwhile).
+The last cell saves it again only if it changed since (its weights, layers or compile
+settings), and says which files are the early ones (``"early": true``). Builders are only
+called in the last cell:
 a model built mid-notebook would draw from the notebook's random state and move the seeded
 initial weights of every model after it.
 """

@@ -1,9 +1,10 @@
 """``grade_submission``: one submission, graded in named steps, top to bottom.
 
-validate -> prepare -> execute (the harvest is the notebook's last cell; each task's models are
-handed out early, as soon as they are trained) -> evaluate (a separate process, measuring the early
-models while the notebook goes on) -> check -> report. Each step is a function of its own; a submission that cannot be
-graded becomes a result with a reason, not an exception.
+validate -> prepare -> execute (the harvest is the notebook's last cell; each task's trained
+model is also handed out early, as soon as it is trained) -> evaluate (a separate process, which
+measures the early models while the notebook goes on) -> check -> report. Each step is a
+function of its own; a submission that cannot be graded becomes a result with a reason, not an
+exception.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ CHECK_TITLES = {
     "movie_prediction": "predicts next frames", "manual": "written answer",
 }
 PRINTED_TOLERANCE = 0.02
+#: the evaluator measures early models while the notebook runs: on a busy core the kernel
+#: comes first (a tenth of its CPU claim), the evaluator uses what the kernel leaves idle
+EVALUATOR_CPU_WEIGHT = 10
 #: what a run leaves in its output folder besides the reports (which are rewritten anyway)
 STALE_OUTPUTS = ("harvest.json", "evaluation.json", "predictions.npz", "executed.ipynb",
                  "evaluator")
@@ -133,7 +137,7 @@ def _start_evaluator(run: Run) -> sandbox.ConfinedProcess:
         cmd, workdir=evaldir, readable=[run.workdir, run.rubric.path], out=run.out,
         data_env={ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)},
         outputs=("evaluation.json", "predictions.npz"), threads=run.threads,
-        timeout=max(600.0, run.total_timeout / 2))
+        timeout=max(600.0, run.total_timeout / 2), cpu_weight=EVALUATOR_CPU_WEIGHT)
 
 
 def _early_handout(run: Run) -> AfterCell:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,6 +62,9 @@ class Limits:
     open_files: int = 2048
     disk: int = _GiB  # the work folder, watched while the kernel runs
     tmpfs: int = 512 * _MiB  # /tmp (with HOME) and /dev/shm inside bubblewrap
+    #: its claim on the CPU when others want it too (cgroup v2 ``cpu.weight``; v1 ``cpu.shares``
+    #: is 1024 times this over 100): the evaluator's early measuring yields to the kernel
+    cpu_weight: int = 100
 
 
 #: the defaults; tests replace them with smaller ones
@@ -230,6 +233,7 @@ class _Cgroups:
     version: str
     folders: list[Path]
     cpus: float | None = None
+    weight: int | None = None  # a CPU weight other than the default, when it could be set
 
     @classmethod
     def create(cls, limits: Limits, cpus: float) -> _Cgroups | None:
@@ -253,6 +257,9 @@ class _Cgroups:
                 ok = ok and _write(parents["pids"] / name / "pids.max", str(limits.processes))
                 cpu = "cpu" in parents and _write(parents["cpu"] / name / "cpu.cfs_quota_us",
                                                   str(int(cpus * 100_000)))
+                weighted = cpu and limits.cpu_weight != 100 and _write(
+                    parents["cpu"] / name / "cpu.shares",
+                    str(max(2, limits.cpu_weight * 1024 // 100)))
             else:
                 group = cls._v2_folder(parents[""], name)
                 made.append(group)
@@ -260,13 +267,15 @@ class _Cgroups:
                     _write(group / "pids.max", str(limits.processes))
                 _write(group / "memory.swap.max", "0")
                 cpu = _write(group / "cpu.max", f"{int(cpus * 100_000)} 100000")
+                weighted = cpu and limits.cpu_weight != 100 and _write(
+                    group / "cpu.weight", str(limits.cpu_weight))
         except OSError:
             ok, cpu = False, False
         if not ok:
             for folder in made:
                 _rmdir(folder)
             return None
-        return cls(version, made, cpus if cpu else None)
+        return cls(version, made, cpus if cpu else None, limits.cpu_weight if weighted else None)
 
     @staticmethod
     def _v2_folder(own: Path, name: str) -> Path:
@@ -619,6 +628,8 @@ def plan(workdir: Path, *, data_env: dict[str, str], threads: int | None = None,
         conf.cgroups = cgroups
         conf.memory_text = _size(limits.memory)
         cpu = f", {cgroups.cpus:g} CPU{'s' if cgroups.cpus != 1 else ''}" if cgroups.cpus else ""
+        if cgroups.weight:
+            cpu += f" at weight {cgroups.weight}"
         conf.layers.append(f"memory {_size(limits.memory)}, {limits.processes} processes{cpu} "
                            f"(cgroup {cgroups.version})")
     else:
@@ -728,18 +739,19 @@ class ConfinedProcess:
 
 def start_confined(argv: list[str], *, workdir: Path, data_env: dict[str, str],
                    readable: list[Path], outputs: tuple[str, ...], out: Path,
-                   threads: int | None, timeout: float) -> ConfinedProcess:
+                   threads: int | None, timeout: float, cpu_weight: int = 100) -> ConfinedProcess:
     """Start a trusted helper (the evaluator) confined: it reads ``readable`` and the data, and
     writes only ``workdir``; the files named in ``outputs`` are moved into ``out`` after.
 
     The evaluator is our code, but it unpacks files the student's kernel wrote: a loader bug
-    must not reach the network, the other submissions or the grader's files.
+    must not reach the network, the other submissions or the grader's files. ``cpu_weight``
+    below 100 makes it yield the CPU to the kernel while both run (with a cgroup).
     """
     if workdir.exists():
         shutil.rmtree(workdir)
     conf = plan(workdir, data_env=data_env, threads=threads, readable=readable,
                 show=("grader", "reference", "rubrics"), hide=(), sockets=False,
-                timeout=timeout)
+                timeout=timeout, limits=replace(LIMITS, cpu_weight=cpu_weight))
     log = tempfile.TemporaryFile()
     try:
         proc = subprocess.Popen([*conf.command_prefix, *argv], env=conf.env, cwd=str(workdir),

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -390,3 +391,25 @@ def test_fewer_layers_still_grade_and_the_report_says_which(tmp_path, monkeypatc
         result.confinement
     html = (tmp_path / "out" / "feedback.html").read_text()
     assert f"Confinement: {', '.join(result.confinement)}." in html
+
+
+def test_a_lower_cpu_weight_is_set_on_the_cgroup_and_listed(tmp_path, data_env):
+    """The evaluator's weight: it yields the CPU to the kernel while both run."""
+    _need_full_layers()
+    plain = sandbox.plan(tmp_path / "a", data_env=data_env, threads=2, timeout=60)
+    weighted = sandbox.plan(tmp_path / "b", data_env=data_env, threads=2, timeout=60,
+                            limits=replace(sandbox.LIMITS, cpu_weight=10))
+    try:
+        assert weighted.cgroups.weight == 10 and plain.cgroups.weight is None
+        assert "2 CPUs at weight 10 (cgroup" in " ".join(weighted.layers)
+        assert "at weight" not in " ".join(plain.layers)
+        if weighted.cgroups.version == "v1":
+            cpu = next(f for f in weighted.cgroups.folders if "cpu" in f.parent.name.split(","))
+            default = next(f for f in plain.cgroups.folders if "cpu" in f.parent.name.split(","))
+            assert (cpu / "cpu.shares").read_text().strip() == "102"
+            assert (default / "cpu.shares").read_text().strip() == "1024"
+        else:
+            assert (weighted.cgroups.folders[0] / "cpu.weight").read_text().strip() == "10"
+    finally:
+        plain.close()
+        weighted.close()
