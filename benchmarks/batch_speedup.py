@@ -1,18 +1,27 @@
 """Speed-up of batch grading with several local workers over one.
 
     python benchmarks/batch_speedup.py                  # 8 submissions, structure profile, 1 vs 2
+    python benchmarks/batch_speedup.py --rounds 2       # 1, 2, then 2, 1: a drifting machine cancels
     python benchmarks/batch_speedup.py --workers 1 2 4 --submissions 12
 
-Grades the same folder of copies of the reference notebook once per worker count (a fresh
-output folder each time, so nothing is reused) and prints a table: workers, threads per
-kernel, wall time, time per submission and the speed-up over the first row. Each worker's
-kernel gets the cores divided among the workers (``grade DIR``'s default thread budget).
+Grades the same folder of copies of the reference notebook once per worker count and round (a
+fresh output folder each time, so nothing is reused) and prints a table: workers, threads per
+kernel, wall time (summed over the rounds), time per submission, CPU seconds per submission
+(every process of the batch, kernels and evaluators included) and the speed-up over the first
+row. Each worker's kernel gets the cores divided among the workers (``grade DIR``'s default
+thread budget). Rounds alternate the order (1 2, 2 1, ...), so a machine that gets slower or
+faster during the run weighs on both sides alike.
+
+The CPU column bounds the speed-up: with every core busy, N workers take at least
+CPU per submission / cores per submission, so the speed-up over one worker is at most
+cores x (one worker's time per submission) / (CPU per submission).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -32,6 +41,8 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--profile", default="structure")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every worker count this many times, alternating the order")
     parser.add_argument("--keep", type=Path, help="keep the graded folders here")
     args = parser.parse_args()
 
@@ -42,33 +53,47 @@ def main() -> int:
         shutil.copyfile(ROOT / "reference" / "ex8_solution.ipynb",
                         folder / f"student{i:02d}_ex8.ipynb")
     cores = _cores()  # as grade DIR counts them (a Slurm job's, not the node's)
-    rows = []
+    seconds = {w: 0.0 for w in args.workers}
+    cpu = {w: 0.0 for w in args.workers}
     try:
-        for workers in args.workers:
-            threads = max(1, cores // workers)
-            started = time.monotonic()
-            summary = grade_folder(folder, out=root / f"graded-{workers}", profile=args.profile,
-                                   workers=workers, threads=threads, progress=sys.stderr)
-            seconds = time.monotonic() - started
-            bad = [r.student for r in summary.rows if r.status != "graded"]
-            if bad:
-                print(f"not graded with {workers} workers: {', '.join(bad)}", file=sys.stderr)
-                return 1
-            rows.append((workers, threads, seconds))
+        for round_ in range(args.rounds):
+            for workers in (args.workers if round_ % 2 == 0 else args.workers[::-1]):
+                threads = max(1, cores // workers)
+                used = _children_cpu()
+                started = time.monotonic()
+                summary = grade_folder(folder, out=root / f"graded-{workers}-{round_}",
+                                       profile=args.profile, workers=workers, threads=threads,
+                                       progress=sys.stderr)
+                seconds[workers] += time.monotonic() - started
+                cpu[workers] += _children_cpu() - used
+                bad = [r.student for r in summary.rows if r.status != "graded"]
+                if bad:
+                    print(f"not graded with {workers} workers: {', '.join(bad)}", file=sys.stderr)
+                    return 1
     finally:
         if args.keep:
             shutil.copytree(root, args.keep, dirs_exist_ok=True)
         shutil.rmtree(root, ignore_errors=True)
+    rows = [(w, max(1, cores // w), seconds[w], cpu[w]) for w in args.workers]
 
     base = rows[0][2]
+    graded = args.submissions * args.rounds
     print(f"{args.submissions} submissions (copies of the reference), {args.profile} profile, "
-          f"{cores} cores")
-    print("| workers | threads per kernel | wall time | per submission | speed-up |")
-    print("|---:|---:|---:|---:|---:|")
-    for workers, threads, seconds in rows:
-        print(f"| {workers} | {threads} | {seconds:.0f} s | {seconds / args.submissions:.1f} s "
-              f"| {base / seconds:.2f}x |")
+          f"{cores} cores, {args.rounds} round(s)")
+    print("| workers | threads per kernel | wall time | per submission | CPU per submission "
+          "| speed-up |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for workers, threads, wall, used in rows:
+        print(f"| {workers} | {threads} | {wall:.0f} s | {wall / graded:.1f} s "
+              f"| {used / graded:.1f} s | {base / wall:.2f}x |")
     return 0
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children and theirs (kernels and evaluators
+    are waited for by the grading processes that start them)."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 if __name__ == "__main__":

@@ -258,16 +258,22 @@ def _build_from_npz(src: Source) -> dict[str, np.ndarray]:
 
 
 def _keras_download() -> Path:
+    from .quiet import quiet_tensorflow, tensorflow_notices_dropped
+
+    quiet_tensorflow()  # Keras brings TensorFlow, whose start-up notices are not for users
     try:
-        from keras.utils import get_file
+        with tensorflow_notices_dropped():
+            from keras.utils import get_file
 
         return Path(get_file(
             fname="imdb.npz",
             origin="https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz",
             file_hash="69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"))
     except Exception as exc:  # no network, proxy refusal, ...: all end the same way for a user
+        # Keras says "URL fetch failure on <url>: <code> -- <reason>"; the reason is the news
+        why = str(exc).rpartition(" -- ")[2].strip()[:120] or type(exc).__name__
         raise DataSourceError(
-            f"No IMDB source is reachable: Keras' download failed ({type(exc).__name__}); set "
+            f"No IMDB source is reachable: Keras' download failed ({why}); set "
             f"{ENV_SOURCE} to imdb.npz, an aclImdb/ folder or an aclImdb tarball.") from exc
 
 

@@ -29,6 +29,7 @@ from nbclient.util import ensure_async
 from traitlets import Integer, List, Type, Unicode
 
 from .errors import ExecutionError
+from .quiet import TF_NOISE
 from .results import CellError
 from .sandbox import Confinement
 
@@ -85,14 +86,6 @@ _ex8_cap_output()
 del _ex8_cap_output
 """
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-#: TensorFlow's start-up notices, printed by abseil before any log level applies; only these
-#: exact lines are dropped from a cell's stderr, never anything else
-_TF_NOISE = re.compile(
-    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|I0000 [^\n]*\] (oneDNN custom operations are on|This TensorFlow binary is optimized)"
-    r"[^\n]*|To enable the following instructions: [^\n]*rebuild TensorFlow[^\n]*)\n?", re.M)
-
-
 class GraderKernelClient(AsyncKernelClient):
     """The client nbclient talks through: output messages above ``MAX_MESSAGE_BYTES`` are
     dropped by zmq before the grader reads them."""
@@ -175,7 +168,7 @@ class _CappedClient(NotebookClient):
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
         if msg.get("msg_type") == "stream" and content.get("name") == "stderr":
-            text = _TF_NOISE.sub("", content.get("text", ""))
+            text = TF_NOISE.sub("", content.get("text", ""))
             if not text:
                 return None
             content["text"] = text

@@ -96,3 +96,25 @@ def test_unknown_profile_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["x.ipynb", "--profile", "fast"])
     assert info.value.code == 2
+
+
+def test_no_data_source_is_one_sentence_without_tensorflows_notices(tmp_path):
+    """No EX8_IMDB and no network: Keras' download is tried (it brings TensorFlow, whose
+    libraries print notices below Python's logging), then one sentence and exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REFERENCE_NB, ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("EX8_IMDB", "TF_CPP_MIN_LOG_LEVEL")}
+    env.update(EX8_CACHE=str(tmp_path / "cache"), KERAS_HOME=str(tmp_path / "keras"),
+               HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    done = subprocess.run([sys.executable, "-m", "grader.cli", str(REFERENCE_NB), "--profile",
+                           "structure", "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    err = done.stderr.strip()
+    assert done.returncode == 2, err
+    assert err.startswith("grade: No IMDB source is reachable: Keras' download failed ("), err
+    assert "EX8_IMDB" in err and "\n" not in err  # nothing else: no abseil or oneDNN notices
+    assert_one_sentence(err.removeprefix("grade: "))

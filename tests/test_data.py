@@ -190,6 +190,7 @@ def test_no_source_reachable_names_the_variable(monkeypatch):
     monkeypatch.setattr(keras.utils, "get_file", offline)
     with pytest.raises(DataSourceError, match="EX8_IMDB") as info:
         data.load_imdb()
+    assert "download failed (Network is unreachable)" in str(info.value)
     assert_one_sentence(str(info.value))
 
 

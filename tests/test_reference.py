@@ -58,6 +58,19 @@ def test_generate_movies_shapes_range_and_shift(solution):
     assert noisy[:, 1:].sum() > 0 and not np.array_equal(noisy[:, :-1], noisy[:, 1:])
 
 
+def test_the_evaluators_generate_movies_is_the_solutions(solution):
+    """What the evaluator takes out of reference/solution.py makes the same movies."""
+    from grader.evaluate import reference_generate_movies
+
+    made = []
+    for make in (solution.generate_movies, reference_generate_movies()):
+        np.random.seed(3)
+        made.append(make(n_samples=5, n_frames=9))
+    for a, b in zip(*made):
+        assert np.array_equal(a, b)
+    assert reference_generate_movies().__code__.co_filename.endswith("reference/solution.py")
+
+
 def test_generated_files_are_up_to_date():
     stale = build.stale()
     assert not stale, f"run `python -m reference.build`: {[p.name for p in stale]} are stale"
