@@ -7,8 +7,8 @@
 Grades the same folder of copies of the reference notebook once per worker count and round (a
 fresh output folder each time, so nothing is reused) and prints a table: workers, threads per
 kernel, wall time (summed over the rounds), time per submission, CPU seconds per submission
-(every process of the batch, kernels and evaluators included) and the speed-up over the first
-row. Each worker's kernel gets the cores divided among the workers (``grade DIR``'s default
+(the whole machine's busy time: kernels, evaluators and graders) and the speed-up over the
+first row. Each worker's kernel gets the cores divided among the workers (``grade DIR``'s default
 thread budget). Rounds alternate the order (1 2, 2 1, ...), so a machine that gets slower or
 faster during the run weighs on both sides alike.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -59,13 +58,13 @@ def main() -> int:
         for round_ in range(args.rounds):
             for workers in (args.workers if round_ % 2 == 0 else args.workers[::-1]):
                 threads = max(1, cores // workers)
-                used = _children_cpu()
+                used = _busy_cpu()
                 started = time.monotonic()
                 summary = grade_folder(folder, out=root / f"graded-{workers}-{round_}",
                                        profile=args.profile, workers=workers, threads=threads,
                                        progress=sys.stderr)
                 seconds[workers] += time.monotonic() - started
-                cpu[workers] += _children_cpu() - used
+                cpu[workers] += _busy_cpu() - used
                 bad = [r.student for r in summary.rows if r.status != "graded"]
                 if bad:
                     print(f"not graded with {workers} workers: {', '.join(bad)}", file=sys.stderr)
@@ -89,11 +88,14 @@ def main() -> int:
     return 0
 
 
-def _children_cpu() -> float:
-    """CPU seconds of this process's finished children and theirs (kernels and evaluators
-    are waited for by the grading processes that start them)."""
-    use = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return use.ru_utime + use.ru_stime
+def _busy_cpu() -> float:
+    """CPU seconds this machine has spent busy since boot (``/proc/stat``: user, nice, system,
+    irq, softirq; not idle, I/O wait or time stolen by the host). Over a run, the batch's
+    processes and anything else running: run it on an otherwise quiet machine. Kernels and
+    evaluators end in their sandbox's PID namespace, where no rusage of ours counts them."""
+    with open("/proc/stat") as fh:
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, fh.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
