@@ -86,6 +86,8 @@ _ex8_cap_output()
 del _ex8_cap_output
 """
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 class GraderKernelClient(AsyncKernelClient):
     """The client nbclient talks through: output messages above ``MAX_MESSAGE_BYTES`` are
     dropped by zmq before the grader reads them."""
