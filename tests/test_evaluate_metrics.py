@@ -61,14 +61,13 @@ def test_the_evaluator_process_does_without_the_unused_packages():
     """What ``python -m grader.evaluate`` imports: Keras, the reference's movies and the
     metrics, none of the packages it refuses; Keras still builds and predicts without them."""
     code = """
-import sys
+import json, sys
 import numpy as np
 from grader.evaluate import refuse_unused_packages
 refuse_unused_packages()
 import keras
 from keras import layers
-from grader.evaluate import imdb_metrics
-from grader.evaluate import reference_generate_movies
+from grader.evaluate import imdb_metrics, reference_generate_movies
 model = keras.Sequential([keras.Input((20,)), layers.Embedding(50, 4), layers.LSTM(3),
                           layers.Dense(1, activation="sigmoid")])
 prob = model.predict(np.arange(40).reshape(2, 20) % 50, verbose=0)[:, 0]
@@ -77,7 +76,7 @@ try:
     import sklearn
 except ModuleNotFoundError as exc:
     print("refused:", exc)
-print(sorted({m.partition(".")[0] for m in sys.modules}))
+print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})))
 """
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
@@ -86,6 +85,6 @@ print(sorted({m.partition(".")[0] for m in sys.modules}))
     lines = done.stdout.strip().splitlines()
     assert lines[0] == "2 (1, 3, 40, 40, 1)"
     assert lines[1] == "refused: the evaluator does without sklearn"
-    loaded = set(json.loads(lines[2].replace("'", '"')))
+    loaded = set(json.loads(lines[2]))
     assert "keras" in loaded and "tensorflow" in loaded
     assert not loaded & UNUSED_PACKAGES
