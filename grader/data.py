@@ -41,6 +41,7 @@ __all__ = [
     "load_imdb",
     "get_word_index",
     "load_imdb_padded",
+    "load_imdb_subsets",
     "resolve_source",
     "cache_path_for",
     "pad_sequences_pre",
@@ -301,14 +302,15 @@ def build_cache(src: Source) -> dict[str, np.ndarray]:
     return _build_from_npz(src) if src.kind == "npz" else _build_from_text(src)
 
 
-def _load_arrays(source) -> dict[str, np.ndarray]:
+def _load_arrays(source, keys=None) -> dict[str, np.ndarray]:
+    """The source's arrays from its cache (built first if need be); ``keys``: only these."""
     src = _concrete(source)
     path = cache_dir() / f"imdb-{_source_key(src)}.npz"
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
                 log.debug("IMDB cache hit: %s", path)
-                return {k: f[k] for k in f.files}
+                return {k: f[k] for k in f.files if keys is None or k in keys}
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
             log.warning("IMDB cache %s is unreadable (%s); rebuilding it", path, exc)
     arrays = build_cache(src)
@@ -320,19 +322,29 @@ def _load_arrays(source) -> dict[str, np.ndarray]:
 
 
 def _encoded_splits(arrays, *, num_words, skip_top, maxlen, seed, start_char, oov_char,
-                    index_from):
+                    index_from, first: dict[str, int | None] | None = None):
     """Keras' ``load_data`` steps on flat arrays: shuffle, shift, mark, filter, cut to num_words.
 
     Returns ``{split: (words, lengths, labels)}`` with each split's reviews concatenated in
     ``words``; the steps and their order are Keras' own, so the results are identical.
+    ``first`` (``{split: n}``, n None: all) encodes only those splits, and of each only its
+    first n reviews after the shuffle: the same as the full encoding's first n when no later
+    step looks at the other reviews (no ``maxlen`` filter, ``num_words`` given).
     """
+    if first and (maxlen or not num_words):
+        raise ValueError("first= needs num_words and no maxlen: the other reviews decide those")
     rng = np.random.RandomState(seed)
     encoded = {}
     for split in _SPLITS:
-        flat, lengths = arrays[f"{split}_ranks"], arrays[f"{split}_lengths"]
+        lengths = arrays[f"{split}_lengths"]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         order = np.arange(len(lengths))
         rng.shuffle(order)  # one shuffle per split, train first: Keras' sequence of draws
+        if first is not None:
+            if split not in first:
+                continue
+            order = order[:first[split]]  # [:None] keeps all
+        flat = arrays[f"{split}_ranks"]
         starts, lengths = starts[order], lengths[order]
         labels = arrays[f"{split}_labels"][order]
         pos = np.arange(int(lengths.sum())) - np.repeat(
@@ -420,13 +432,19 @@ def load_imdb_padded(num_words: int, maxlen: int, *, split: str = "test",
     Same order and encoding as ``load_imdb(num_words=num_words, seed=seed)``, so the grader
     evaluates on exactly the reviews a notebook sees as ``x_test[:samples]``.
     """
-    encoded = _encoded_splits(_load_arrays(source), num_words=num_words, skip_top=0,
-                              maxlen=None, seed=seed, start_char=1, oov_char=2, index_from=3)
-    words, lengths, labels = encoded[split]
-    if samples is not None and samples < len(lengths):
-        words, lengths, labels = words[:int(lengths[:samples].sum())], lengths[:samples], \
-            labels[:samples]
-    return _pad_flat(words, lengths, maxlen), labels
+    return load_imdb_subsets(num_words, maxlen, {split: samples}, seed=seed, source=source)[split]
+
+
+def load_imdb_subsets(num_words: int, maxlen: int, samples: dict[str, int | None], *,
+                      seed: int = 113, source=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``load_imdb_padded`` for several splits at once (``{split: samples}``, None: all), from
+    one read of the cache; only the reviews asked for are encoded."""
+    arrays = _load_arrays(source, keys={f"{split}_{part}" for split in _SPLITS
+                                        for part in ("ranks", "lengths", "labels")})
+    encoded = _encoded_splits(arrays, num_words=num_words, skip_top=0, maxlen=None, seed=seed,
+                              start_char=1, oov_char=2, index_from=3, first=samples)
+    return {split: (_pad_flat(words, lengths, maxlen), labels)
+            for split, (words, lengths, labels) in encoded.items()}
 
 
 def ensure_cache(source=None) -> tuple[Source, Path]:

@@ -292,15 +292,14 @@ class EvalData:
 
 def load_eval_data(rubric, profile, source=None) -> EvalData:
     """The grader's own test subset, a train subset for the histogram, and its own movies."""
-    from .data import load_imdb_padded
+    from .data import load_imdb_subsets
 
     ev, data = profile.evaluation, rubric.data
     seed = data.get("seed", 113)
-    x_test, y_test = load_imdb_padded(data["top_words"], data["max_review_length"], split="test",
-                                      samples=ev["test_samples"], seed=seed, source=source)
-    x_train, y_train = load_imdb_padded(data["top_words"], data["max_review_length"],
-                                        split="train", samples=ev["train_samples"], seed=seed,
-                                        source=source)
+    subsets = load_imdb_subsets(data["top_words"], data["max_review_length"],
+                                {"test": ev["test_samples"], "train": ev["train_samples"]},
+                                seed=seed, source=source)
+    (x_test, y_test), (x_train, y_train) = subsets["test"], subsets["train"]
     state = np.random.get_state()
     np.random.seed(seed)  # the same movies for every submission
     try:

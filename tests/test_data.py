@@ -179,6 +179,20 @@ def test_padding_matches_keras(imdb_source):
     assert padded.dtype == np.int32 and labels.shape == (300,)
 
 
+def test_subsets_are_the_full_encodings_first_reviews(imdb_source):
+    """The evaluator encodes only the reviews it measures; they must be the notebook's."""
+    (x_train, y_train), (x_test, y_test) = data.load_imdb(num_words=5000, source=imdb_source)
+    subsets = data.load_imdb_subsets(5000, 500, {"test": 250, "train": None},
+                                     source=imdb_source)
+    assert np.array_equal(subsets["test"][0], data.pad_sequences_pre(x_test[:250], 500))
+    assert np.array_equal(subsets["test"][1], y_test[:250])
+    assert np.array_equal(subsets["train"][0], data.pad_sequences_pre(x_train, 500))
+    assert np.array_equal(subsets["train"][1], y_train)
+    with pytest.raises(ValueError, match="maxlen"):  # a filter needs every review
+        data._encoded_splits({}, num_words=5000, skip_top=0, maxlen=100, seed=113,
+                             start_char=1, oov_char=2, index_from=3, first={"test": 5})
+
+
 def test_no_source_reachable_names_the_variable(monkeypatch):
     import keras
 
