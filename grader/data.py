@@ -400,7 +400,7 @@ def load_imdb(path: str = "imdb.npz", num_words: int | None = None, skip_top: in
 
 def get_word_index(source=None) -> dict[str, int]:
     """The word -> rank map of ``source`` (1 = most frequent), like Keras' ``get_word_index``."""
-    words = _load_arrays(source)["words"]
+    words = _load_arrays(source, keys={"words"})["words"]
     if not len(words):
         raise DataSourceError("The IMDB source has no word index (imdb_word_index.json is not "
                               f"beside the npz); set {ENV_SOURCE} to a raw-text source instead.")

@@ -32,6 +32,7 @@ from .errors import ExecutionError
 from .quiet import TF_NOISE
 from .results import CellError
 from .sandbox import Confinement
+from .submission import INJECTED_TAG, cell_numbers
 
 __all__ = ["ExecutionReport", "AfterCell", "run_notebook", "MAX_OUTPUT_BYTES"]
 
@@ -197,9 +198,11 @@ class ExecutionReport:
     kernel: str | None = None  # why the run ended early, one sentence
     #: the same as a word for programs: timeout, died, memory, disk, no_start (None: ran through)
     event: str | None = None
-    timed_out_cells: list[int] = field(default_factory=list)
+    timed_out_cells: list[int] = field(default_factory=list)  # places in ``notebook``, 1-based
     seconds: float = 0.0
-    last_cell: int | None = None  # 1-based index of the last cell that started
+    #: where the last cell that started is, for the kernel's sentence: "in cell 5" (numbered
+    #: as in the student's notebook) or "in the grader's closing cell"
+    last_cell: str = "before the first cell"
 
 
 def _traceback_tail(lines: list[str], keep: int = 12) -> str:
@@ -270,6 +273,14 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     the grader's silent code after each code cell (the early hand-out of the models).
     """
     report = ExecutionReport(notebook=nb)
+    numbers = cell_numbers(nb)  # the student's numbering: the injected cell does not count
+
+    def where(cell_index: int) -> str:
+        if numbers[cell_index] is not None:
+            return f"in cell {numbers[cell_index]}"
+        tags = nb.cells[cell_index].metadata.get("tags", [])
+        return "in the grader's " + ("parameters" if INJECTED_TAG in tags else "closing") + " cell"
+
     # ipc sockets: no TCP port for other users of the machine to find, and they still reach a
     # kernel in its own network namespace. A short folder, because socket paths are limited.
     ipc_dir = confinement.ipc_dir if confinement and confinement.ipc_dir else \
@@ -291,7 +302,7 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     client.after_cell = after_cell
 
     def on_cell_execute(cell, cell_index):
-        report.last_cell = cell_index + 1
+        report.last_cell = where(cell_index)
         cell.metadata.setdefault("ex8", {})["started"] = time.monotonic()
 
     def on_cell_error(cell, cell_index, execute_reply):
@@ -301,11 +312,12 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
             # nbclient calls this after on_cell_executed: the interrupt's KeyboardInterrupt
             # only tells where the timed-out cell was stopped
             for i, err in enumerate(report.errors):
-                if err.cell == cell_index + 1 and err.ename == "CellTimeout":
+                if err.cell == numbers[cell_index] and err.ename == "CellTimeout":
                     report.errors[i] = replace(err, traceback=tb, source_line=_error_line(tb))
             return
         report.errors.append(CellError(
-            cell=cell_index + 1, task=owners[cell_index] if cell_index < len(owners) else None,
+            cell=numbers[cell_index],
+            task=owners[cell_index] if cell_index < len(owners) else None,
             ename=str(content.get("ename", "Error"))[:200],
             evalue=_ANSI.sub("", str(content.get("evalue", "")))[:1000],
             traceback=tb, source_line=_error_line(tb)))
@@ -318,7 +330,7 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
             return
         # nbclient interrupted the cell; whatever it recorded (a KeyboardInterrupt, or
         # nothing) becomes one error that says why
-        index = cell_index + 1
+        index = numbers[cell_index]
         previous = [e for e in report.errors if e.cell == index]
         report.errors[:] = [e for e in report.errors if e.cell != index]
         report.errors.append(CellError(
@@ -326,7 +338,7 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
             ename="CellTimeout", evalue=f"stopped after the {cell_timeout:.0f} s limit per cell",
             traceback=previous[0].traceback if previous else "",
             source_line=previous[0].source_line if previous else None))
-        report.timed_out_cells.append(index)
+        report.timed_out_cells.append(cell_index + 1)
 
     client.on_cell_execute = on_cell_execute
     client.on_cell_error = on_cell_error
@@ -354,11 +366,11 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         # Cancelling at the deadline may surface as the kernel's death: the clock decides.
         if isinstance(exc, DeadKernelError) and time.monotonic() - start < total_timeout:
             report.event = "died"
-            report.kernel = f"The kernel died in cell {report.last_cell}."
+            report.kernel = f"The kernel died {report.last_cell}."
         else:
             report.event = "timeout"
             report.kernel = (f"The run was stopped after {total_timeout:.0f} s (the total "
-                             f"limit), in cell {report.last_cell}.")
+                             f"limit), {report.last_cell}.")
     except RuntimeError as exc:
         if "Kernel didn't respond" in str(exc) or "Kernel died" in str(exc):
             report.event = "no_start"
@@ -376,10 +388,10 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         shutil.rmtree(ipc_dir, ignore_errors=True)
     if watch and watch.tripped:
         report.event = "disk"
-        report.kernel = (f"The run was stopped in cell {report.last_cell}: the notebook wrote "
+        report.kernel = (f"The run was stopped {report.last_cell}: the notebook wrote "
                          f"more than {confinement.disk_quota >> 20} MB into its work folder.")
     elif oom and report.event == "died":
         report.event = "memory"
-        report.kernel = (f"The kernel died in cell {report.last_cell}: it needed more than the "
+        report.kernel = (f"The kernel died {report.last_cell}: it needed more than the "
                          f"{confinement.memory_text} of memory it may use.")
     return report

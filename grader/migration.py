@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy
 
 from .results import CellError, MigrationHint
-from .submission import HARVEST_TAG, INJECTED_TAG
+from .submission import cell_numbers
 
 __all__ = ["find_hints", "scan_source", "RULES", "LEGACY_MODULES"]
 
@@ -491,10 +491,11 @@ def _classify(err: CellError) -> tuple[str, str] | None:
     return None
 
 
-def _full_traceback(notebook, err: CellError) -> str:
-    """The whole traceback from the executed notebook (the recorded error keeps only a tail)."""
-    if 0 < err.cell <= len(notebook.cells):
-        for output in notebook.cells[err.cell - 1].get("outputs", []):
+def _full_traceback(notebook, err: CellError, places: dict[int, int]) -> str:
+    """The whole traceback from the executed notebook (the recorded error keeps only a tail);
+    ``places`` leads from a cell's number to its place in ``notebook``."""
+    if err.cell in places:
+        for output in notebook.cells[places[err.cell]].get("outputs", []):
             if output.get("output_type") == "error":
                 return _ANSI.sub("", "\n".join(output.get("traceback", [])))
     return err.traceback
@@ -518,11 +519,6 @@ def _error_text(err: CellError) -> str:
     first = (err.evalue.splitlines() or [""])[0]
     first = re.sub(r"\s*\([^()]*\.py, line \d+\)$", "", first)  # IPython's name for the cell
     return f"{err.ename}: {first}"[:300]
-
-
-def _grader_cell(cell) -> bool:
-    tags = cell.get("metadata", {}).get("tags", [])
-    return INJECTED_TAG in tags or HARVEST_TAG in tags
 
 
 def _apply(line: str, edits) -> str:
@@ -563,21 +559,24 @@ def find_hints(notebook, errors=(), owners=(), *, module: Path | None = None
                ) -> list[MigrationHint]:
     """Hints for an executed notebook: from its code cells, and from its recorded errors.
 
-    ``notebook`` is the notebook as the kernel ran it, so cell numbers are those of
-    ``CellError.cell`` and execution counts lead from a traceback to its cell; the grader's
-    own cells (injected parameters, harvest) are skipped. ``owners[i]`` is the task of cell
-    ``i``. ``module`` is a ``.py`` submission, whose lines are read as well (cell ``None``).
+    ``notebook`` is the notebook as the kernel ran it, so execution counts lead from a
+    traceback to its cell; cells are numbered as in the student's notebook (``cell_numbers``,
+    like ``CellError.cell``), and the grader's own cells (injected parameters, harvest) are
+    skipped. ``owners[i]`` is the task of the cell at place ``i`` of ``notebook``. ``module``
+    is a ``.py`` submission, whose lines are read as well (cell ``None``).
     """
+    numbers = cell_numbers(notebook)
+    places = {number: i for i, number in enumerate(numbers) if number is not None}
     units: dict[int | None, list[str]] = {}
-    for index, cell in enumerate(notebook.cells, 1):
-        if cell.cell_type == "code" and not _grader_cell(cell):
-            units[index] = cell.source.splitlines()
+    for number, index in places.items():
+        if notebook.cells[index].cell_type == "code":
+            units[number] = notebook.cells[index].source.splitlines()
     if module is not None:
         units[None] = Path(module).read_text(encoding="utf-8", errors="replace").splitlines()
     names = _numpy_names("\n".join(lines) for lines in units.values())
     findings = {unit: scan_source("\n".join(lines), names) for unit, lines in units.items()}
-    counts = {c.get("execution_count"): i for i, c in enumerate(notebook.cells, 1)
-              if c.cell_type == "code" and c.get("execution_count")}
+    counts = {notebook.cells[i].get("execution_count"): number for number, i in places.items()
+              if notebook.cells[i].cell_type == "code" and notebook.cells[i].get("execution_count")}
 
     caused: dict[int, list[CellError]] = {}  # id of a finding -> the errors it raised
     for err in errors:
@@ -585,7 +584,7 @@ def find_hints(notebook, errors=(), owners=(), *, module: Path | None = None
         if kind is None:
             continue
         rule, name = kind
-        frame = _error_frame(_full_traceback(notebook, err), counts)
+        frame = _error_frame(_full_traceback(notebook, err, places), counts)
         unit, line = frame if frame else (err.cell, None)
         candidates = [f for f in findings.get(unit, []) if f.rule == rule and
                       (line is None or f.line <= line <= f.end_line)]
@@ -606,7 +605,8 @@ def find_hints(notebook, errors=(), owners=(), *, module: Path | None = None
         lines = units[unit]
         for f in found:
             errs = caused.get(id(f), [])
-            task = owners[unit - 1] if unit is not None and unit - 1 < len(owners) else None
+            place = places.get(unit) if unit is not None else None
+            task = owners[place] if place is not None and place < len(owners) else None
             hints.append(MigrationHint(
                 rule=f.rule, cell=unit, line=f.line or None, task=task,
                 code=_quote(lines, f.line or None), message=_message(f.rule, f.name),

@@ -38,7 +38,8 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class CellError:
-    cell: int  # 1-based position among the notebook's cells
+    cell: int | None  # the cell's number in the student's notebook (``cell_numbers``); None:
+    # one of the grader's own cells (it can only time out there)
     task: str | None
     ename: str
     evalue: str

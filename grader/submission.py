@@ -22,7 +22,8 @@ from .checks.movies import MOVIES_CALL
 from .errors import InputError
 
 __all__ = ["Submission", "read_submission", "prepare_notebook", "cell_tasks", "task_answers",
-           "MAX_SUBMISSION_BYTES", "INJECTED_TAG", "HARVEST_TAG", "early_harvest"]
+           "MAX_SUBMISSION_BYTES", "INJECTED_TAG", "HARVEST_TAG", "early_harvest",
+           "is_grader_cell", "cell_numbers"]
 
 MAX_SUBMISSION_BYTES = 50 << 20
 INJECTED_TAG = "injected-parameters"
@@ -238,6 +239,26 @@ def prepare_notebook(sub: Submission, parameters: dict, tasks) -> tuple[nbformat
 
 
 # --------------------------------------------------------------------------- reading back
+
+
+def is_grader_cell(cell) -> bool:
+    """The injected parameters cell or the harvest cell: the grader's, not the student's."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return INJECTED_TAG in tags or HARVEST_TAG in tags
+
+
+def cell_numbers(nb: nbformat.NotebookNode) -> list[int | None]:
+    """Each cell's number in the notebook the student handed in (1-based, every cell counts, as
+    when counting them from the top); None for the grader's own cells. Feedback names cells by
+    these numbers, not by their place in the prepared notebook, which has one cell more."""
+    numbers, student = [], 0
+    for c in nb.cells:
+        if is_grader_cell(c):
+            numbers.append(None)
+        else:
+            student += 1
+            numbers.append(student)
+    return numbers
 
 
 def _mentions(source: str, name: str) -> bool:

@@ -308,7 +308,7 @@ def test_a_grading_process_that_dies_is_a_row_and_is_tried_again(tmp_path):
     assert rows["sleeper"].reason.startswith("The grading process died by SIGKILL")
     assert rows[hostile].status == "not_graded"
     assert (rows["exits"].status, rows["exits"].reason) == ("kernel_died",
-                                                            "The kernel died in cell 2.")
+                                                            "The kernel died in cell 1.")
     html = (out / "index.html").read_text()
     assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 

@@ -212,6 +212,23 @@ def test_a_hint_whose_line_raised_an_error_names_the_error_and_where_it_ran():
         (2, 3, "rnn", "KeyError: 'acc'", (3,)), (2, 4, "rnn", None, ())]
 
 
+def test_cells_are_numbered_as_in_the_students_notebook():
+    """The grader's parameters cell (and the harvest cell) are not the student's: a hint and
+    its error name the cell the student counts, and its task is that cell's."""
+    from grader.submission import HARVEST_TAG, INJECTED_TAG, cell_numbers
+
+    nb = _executed(("SEED = 1", 1, None), ("SEED = 2  # the grader's", 2, None),
+                   ("def plot(h):\n    plt.plot(h.history['loss'])\n    plt.plot(h.history['acc'])",
+                    3, None), ("plot(history)", 4, KEYERROR_TB), ("harvest()", 5, None))
+    nb.cells[1].metadata["tags"] = [INJECTED_TAG]
+    nb.cells[4].metadata["tags"] = [HARVEST_TAG]
+    assert cell_numbers(nb) == [1, None, 2, 3, None]
+    err = CellError(cell=3, task="rnn", ename="KeyError", evalue="'acc'", traceback="")
+    [hint] = find_hints(nb, [err], [None, None, "task1", "rnn", None])
+    assert (hint.cell, hint.line, hint.task, hint.error, hint.error_cells) == \
+        (2, 3, "task1", "KeyError: 'acc'", (3,))
+
+
 def test_an_error_the_source_does_not_show_becomes_a_hint_at_its_frame():
     tb = ["AttributeError   Traceback (most recent call last)",
           "Cell In[2], line 2\n      1 name = 'predict_' + 'classes'\n----> 2 getattr(m, name)(x)",
@@ -270,49 +287,50 @@ def test_the_fixture_is_the_exercise_code_as_printed():
 
 
 #: (rule, cell, line, the error it raised, the cells that reported it); cells are numbered as in
-#: executed.ipynb (the grader's parameters cell is cell 3), lines as in the cell
+#: the student's notebook (executed.ipynb has one cell more: the grader's parameters cell, its
+#: cell 3), lines as in the cell
 KERAS2_HINTS = [
-    ("embedding_input_length", 9, 6, None, ()),
-    ("history_keys", 12, 12, "KeyError: 'acc'", (13, 19, 23)),
-    ("history_keys", 12, 13, None, ()),
-    ("predict_classes", 15, 6, None, ()),  # the SyntaxError of line 11 stops the whole cell
-    ("print_statement", 15, 11, "SyntaxError: Missing parentheses in call to 'print'. "
-                                "Did you mean print(...)?", (15,)),
-    ("embedding_input_length", 18, 6, None, ()),
-    ("embedding_input_length", 22, 5, None, ()),
-    ("legacy_import", 26, 1, "ModuleNotFoundError: No module named 'keras.layers.convolutional'",
-     (26,)),
-    ("embedding_input_length", 26, 6, None, ()),
-    ("numpy_alias", 30, 5, "AttributeError: module 'numpy' has no attribute 'float'.", (34,)),
-    ("numpy_alias", 30, 7, None, ()),
-    ("legacy_import", 32, 2, "ModuleNotFoundError: No module named 'keras.layers.convolutional'",
-     (32,)),
-    ("legacy_import", 32, 3, None, ()),
-    ("legacy_import", 32, 4, None, ()),
-    ("input_shape", 32, 12, None, ()),
-    ("adadelta", 32, 31, None, ()),
+    ("embedding_input_length", 8, 6, None, ()),
+    ("history_keys", 11, 12, "KeyError: 'acc'", (12, 18, 22)),
+    ("history_keys", 11, 13, None, ()),
+    ("predict_classes", 14, 6, None, ()),  # the SyntaxError of line 11 stops the whole cell
+    ("print_statement", 14, 11, "SyntaxError: Missing parentheses in call to 'print'. "
+                                "Did you mean print(...)?", (14,)),
+    ("embedding_input_length", 17, 6, None, ()),
+    ("embedding_input_length", 21, 5, None, ()),
+    ("legacy_import", 25, 1, "ModuleNotFoundError: No module named 'keras.layers.convolutional'",
+     (25,)),
+    ("embedding_input_length", 25, 6, None, ()),
+    ("numpy_alias", 29, 5, "AttributeError: module 'numpy' has no attribute 'float'.", (33,)),
+    ("numpy_alias", 29, 7, None, ()),
+    ("legacy_import", 31, 2, "ModuleNotFoundError: No module named 'keras.layers.convolutional'",
+     (31,)),
+    ("legacy_import", 31, 3, None, ()),
+    ("legacy_import", 31, 4, None, ()),
+    ("input_shape", 31, 12, None, ()),
+    ("adadelta", 31, 31, None, ()),
 ]
 
 #: every line of the exercise that fails under Keras 3 -> (cell, line, its Keras 3 spelling)
 FAILING_LINES = {
     "plt.plot(network_history.history['acc'])":
-        (12, 12, "plt.plot(network_history.history['accuracy'])"),
+        (11, 12, "plt.plot(network_history.history['accuracy'])"),
     "plt.plot(network_history.history['val_acc'])":
-        (12, 13, "plt.plot(network_history.history['val_accuracy'])"),
+        (11, 13, "plt.plot(network_history.history['val_accuracy'])"),
     "Y_cls = model.predict_classes(X_test, batch_size=1)":
-        (15, 6, 'Y_cls = (model.predict(X_test, batch_size=1) > 0.5).astype("int32")'),
+        (14, 6, 'Y_cls = (model.predict(X_test, batch_size=1) > 0.5).astype("int32")'),
     "print 'Classification Report:\\n', classification_report(Y_test, Y_cls)":
-        (15, 11, "print('Classification Report:\\n', classification_report(Y_test, Y_cls))"),
+        (14, 11, "print('Classification Report:\\n', classification_report(Y_test, Y_cls))"),
     "from keras.layers.convolutional import Conv1D, MaxPooling1D":
-        (26, 1, "from keras.layers import Conv1D, MaxPooling1D"),
+        (25, 1, "from keras.layers import Conv1D, MaxPooling1D"),
     "noisy_movies = np.zeros((n_samples, n_frames, row, col, 1), dtype=np.float)":
-        (30, 5, "noisy_movies = np.zeros((n_samples, n_frames, row, col, 1), dtype=float)"),
-    "dtype=np.float)": (30, 7, "dtype=float)"),
-    "from keras.layers.convolutional import Conv3D": (32, 2, "from keras.layers import Conv3D"),
+        (29, 5, "noisy_movies = np.zeros((n_samples, n_frames, row, col, 1), dtype=float)"),
+    "dtype=np.float)": (29, 7, "dtype=float)"),
+    "from keras.layers.convolutional import Conv3D": (31, 2, "from keras.layers import Conv3D"),
     "from keras.layers.convolutional_recurrent import ConvLSTM2D":
-        (32, 3, "from keras.layers import ConvLSTM2D"),
+        (31, 3, "from keras.layers import ConvLSTM2D"),
     "from keras.layers.normalization import BatchNormalization":
-        (32, 4, "from keras.layers import BatchNormalization"),
+        (31, 4, "from keras.layers import BatchNormalization"),
 }
 
 #: points the exercise's code loses in the structure profile, and why
@@ -343,11 +361,11 @@ def test_the_exercise_code_gets_exactly_these_hints(keras2_graded):
     assert result.status == "graded", result.reason
     assert [(h.rule, h.cell, h.line, h.error, h.error_cells) for h in result.hints] == \
         KERAS2_HINTS
-    executed = nbformat.read(out / "executed.ipynb", as_version=4)
-    for h in result.hints:  # each quote is the line it names, in the notebook that ran
-        assert h.code == executed.cells[h.cell - 1].source.splitlines()[h.line - 1].strip()
-    assert {h.task for h in result.hints if h.cell in (9, 12, 15)} == {"rnn"}
-    assert {h.task for h in result.hints if h.cell in (30, 32)} == {"bonus"}
+    submitted = nbformat.read(KERAS2_NB, as_version=4)
+    for h in result.hints:  # each quote is the line it names, in the notebook handed in
+        assert h.code == submitted.cells[h.cell - 1].source.splitlines()[h.line - 1].strip()
+    assert {h.task for h in result.hints if h.cell in (8, 11, 14)} == {"rnn"}
+    assert {h.task for h in result.hints if h.cell in (29, 31)} == {"bonus"}
 
 
 @pytest.mark.kernel
@@ -375,14 +393,14 @@ def test_hints_reach_every_report(keras2_graded):
     assert from_dict(to_dict(result)).hints == result.hints
     output = json.loads((out / "results.json").read_text())["output"]
     assert output.startswith("Keras 3 migration hints (advice, no points): 16\n")
-    assert "- cell 15, line 11: print 'Classification Report:\\n', classification_report(" \
+    assert "- cell 14, line 11: print 'Classification Report:\\n', classification_report(" \
            "Y_test, Y_cls)  [raised SyntaxError: " in output
     html = (out / "feedback.html").read_text()
     for h in result.hints:
         assert f'id="hint-{h.cell}-{h.line}-{h.rule}"' in html
     assert html.count('class="box hint-box bad"') == 5
-    # the error of cell 13 points to the line that raised it, in cell 12
-    assert '<a href="#hint-12-12-history_keys">the hint for cell 12, line 12</a>' in html
+    # the error of cell 12 points to the line that raised it, in cell 11
+    assert '<a href="#hint-11-12-history_keys">the hint for cell 11, line 12</a>' in html
 
 
 @pytest.mark.kernel
