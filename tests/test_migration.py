@@ -229,6 +229,19 @@ def test_cells_are_numbered_as_in_the_students_notebook():
         (2, 3, "task1", "KeyError: 'acc'", (3,))
 
 
+def test_a_timeout_in_a_grader_cell_is_not_given_a_students_number(tmp_path):
+    from grader.report import render_feedback
+    from grader.results import SubmissionResult
+
+    result = SubmissionResult(
+        submission="x_ex8.ipynb", profile="structure", status="graded",
+        errors=(CellError(cell=None, task=None, ename="CellTimeout", traceback="",
+                          evalue="stopped after the 300 s limit per cell"),))
+    html = render_feedback(result, tmp_path)
+    assert "<strong>The grader's own cell: CellTimeout</strong>" in html
+    assert "Cell None" not in html
+
+
 def test_an_error_the_source_does_not_show_becomes_a_hint_at_its_frame():
     tb = ["AttributeError   Traceback (most recent call last)",
           "Cell In[2], line 2\n      1 name = 'predict_' + 'classes'\n----> 2 getattr(m, name)(x)",
