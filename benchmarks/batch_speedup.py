@@ -3,13 +3,15 @@
     python benchmarks/batch_speedup.py                  # 8 submissions, structure profile, 1 vs 2
     python benchmarks/batch_speedup.py --rounds 2       # 1, 2, then 2, 1: a drifting machine cancels
     python benchmarks/batch_speedup.py --workers 1 2 4 --submissions 12
+    python benchmarks/batch_speedup.py --threads 1      # every kernel one thread, whatever the workers
 
 Grades the same folder of copies of the reference notebook once per worker count and round (a
 fresh output folder each time, so nothing is reused) and prints a table: workers, threads per
 kernel, wall time (summed over the rounds), time per submission, CPU seconds per submission
 (the whole machine's busy time: kernels, evaluators and graders) and the speed-up over the
 first row. Each worker's kernel gets the cores divided among the workers (``grade DIR``'s default
-thread budget). Rounds alternate the order (1 2, 2 1, ...), so a machine that gets slower or
+thread budget), or ``--threads`` for every row: then a lone worker does not use the second core
+for its kernel's ops, and the speed-up measures how the batch itself scales. Rounds alternate the order (1 2, 2 1, ...), so a machine that gets slower or
 faster during the run weighs on both sides alike.
 
 The CPU column bounds the speed-up: with every core busy, N workers take at least
@@ -42,6 +44,8 @@ def main() -> int:
     parser.add_argument("--profile", default="structure")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every worker count this many times, alternating the order")
+    parser.add_argument("--threads", type=int,
+                        help="threads per kernel for every row (default: cores / workers)")
     parser.add_argument("--keep", type=Path, help="keep the graded folders here")
     args = parser.parse_args()
 
@@ -57,7 +61,7 @@ def main() -> int:
     try:
         for round_ in range(args.rounds):
             for workers in (args.workers if round_ % 2 == 0 else args.workers[::-1]):
-                threads = max(1, cores // workers)
+                threads = args.threads or max(1, cores // workers)
                 used = _busy_cpu()
                 started = time.monotonic()
                 summary = grade_folder(folder, out=root / f"graded-{workers}-{round_}",
@@ -73,7 +77,7 @@ def main() -> int:
         if args.keep:
             shutil.copytree(root, args.keep, dirs_exist_ok=True)
         shutil.rmtree(root, ignore_errors=True)
-    rows = [(w, max(1, cores // w), seconds[w], cpu[w]) for w in args.workers]
+    rows = [(w, args.threads or max(1, cores // w), seconds[w], cpu[w]) for w in args.workers]
 
     base = rows[0][2]
     graded = args.submissions * args.rounds
