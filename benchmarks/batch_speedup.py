@@ -3,7 +3,7 @@
     python benchmarks/batch_speedup.py                  # 8 submissions, structure profile, 1 vs 2
     python benchmarks/batch_speedup.py --rounds 2       # 1, 2, then 2, 1: a drifting machine cancels
     python benchmarks/batch_speedup.py --workers 1 2 4 --submissions 12
-    python benchmarks/batch_speedup.py --threads 1      # every kernel one thread, whatever the workers
+    python benchmarks/batch_speedup.py --threads 1      # one thread per kernel in every row
 
 Grades the same folder of copies of the reference notebook once per worker count and round (a
 fresh output folder each time, so nothing is reused) and prints a table: workers, threads per
@@ -11,8 +11,9 @@ kernel, wall time (summed over the rounds), time per submission, CPU seconds per
 (the whole machine's busy time: kernels, evaluators and graders) and the speed-up over the
 first row. Each worker's kernel gets the cores divided among the workers (``grade DIR``'s default
 thread budget), or ``--threads`` for every row: then a lone worker does not use the second core
-for its kernel's ops, and the speed-up measures how the batch itself scales. Rounds alternate the order (1 2, 2 1, ...), so a machine that gets slower or
-faster during the run weighs on both sides alike.
+for its kernel's ops, and the speed-up measures how the batch itself scales. Rounds alternate
+the order (1 2, 2 1, ...), so a machine that gets slower or faster during the run weighs on both
+sides alike.
 
 The CPU column bounds the speed-up: with every core busy, N workers take at least
 CPU per submission / cores per submission, so the speed-up over one worker is at most
