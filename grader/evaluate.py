@@ -573,7 +573,6 @@ def refuse_unused_packages() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     refuse_unused_packages()
     parser = argparse.ArgumentParser(prog="python -m grader.evaluate",
                                      description="Measure harvested models (trusted side).")
