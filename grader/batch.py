@@ -590,6 +590,15 @@ def _check_folders(folder: Path, out: Path) -> None:
                          f"{folder} or hold it.", path=str(out))
 
 
+def _nothing_to_grade(folder: Path, skipped: list[Skipped]) -> str:
+    if not skipped:
+        return f"The folder {folder} holds no submission to grade: it is empty."
+    first = skipped[0]
+    more = f" (and {len(skipped) - 1} more entries skipped)" if len(skipped) > 1 else ""
+    return f"The folder {folder} holds no submission to grade: {first.path}: " \
+           f"{first.reason}{more}."
+
+
 def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: str = "quick",
                  rubric: str | Path | None = None, data: str | None = None,
                  timeout: float | None = None, cell_timeout: float | None = None,
@@ -610,6 +619,9 @@ def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: 
     _check_folders(folder, out)
     rub = load_rubric(rubric)
     prof = rub.profile(profile)
+    jobs, skipped = find_submissions(folder, exclude=[out])
+    if not jobs:
+        raise InputError(_nothing_to_grade(folder, skipped), path=str(folder))
     src, _ = ensure_cache(data)  # a missing data source stops the batch before any kernel
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
@@ -625,7 +637,6 @@ def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: 
     run_digest = _run_digest(rub, profile)
     task_ids = [t.id for t in rub.tasks]
 
-    jobs, skipped = find_submissions(folder, exclude=[out])
     _write_manifest(out, folder, profile, jobs, skipped)
     rows: dict[str, Row] = {}
     pending = []

@@ -82,6 +82,23 @@ def test_missing_file(tmp_path, capsys):
     assert_one_sentence(err.removeprefix("grade: "))
 
 
+@pytest.mark.parametrize("files, words", [
+    ((), "it is empty"),
+    (("ex8.ipynb", "grades.csv"), "ex8.ipynb: the name does not say whose it is"),
+])
+def test_a_folder_with_nothing_to_grade_is_exit_2(tmp_path, capsys, files, words):
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_text("{}")
+    code = cli.main([str(folder), "--profile", "structure", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and str(folder) in err and words in err
+    assert ("1 more entries skipped" in err) == (len(files) == 2)
+    assert_one_sentence(err.removeprefix("grade: "))
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
 def test_broken_rubric_is_exit_2(tmp_path, capsys):
     nb = tmp_path / "ok.ipynb"
     nbformat.write(nbformat.v4.new_notebook(), nb)
