@@ -1,6 +1,7 @@
 """The ``grade`` command: parse arguments, call the pipeline, map the outcome to an exit code.
 
-Exit codes: 0 full marks (automatic checks), 1 points lost, 2 could not grade. A folder is
+Exit codes: 0 full marks (automatic checks), 1 points lost, 2 could not grade, 3 the grader
+itself failed (a bug: its traceback is printed, not hidden). A folder is
 graded as a batch (``grader.batch``); ``grade rescore DIR`` re-scores a graded batch.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from .errors import GradingError
@@ -16,12 +18,15 @@ from .results import EXIT_NOT_GRADED
 __all__ = ["main", "build_parser", "build_rescore_parser"]
 
 PROFILES = ("structure", "quick", "full")
+#: the grader itself failed: not the submission's doing, and not to be read as "points lost"
+EXIT_GRADER_FAILED = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grade", description="Grade Exercise 8 (recurrent neural networks) submissions.",
-        epilog="Exit codes: 0 full marks, 1 points lost, 2 could not grade.")
+        epilog="Exit codes: 0 full marks, 1 points lost, 2 could not grade, 3 the grader "
+               "failed.")
     parser.add_argument("path", type=Path, help="a submission (.ipynb or .py), or a folder "
                                                  "of submissions to grade as a batch")
     parser.add_argument("--profile", choices=PROFILES, default="quick",
@@ -79,6 +84,16 @@ def _batch(args, rescore: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except Exception:  # noqa: BLE001 - a bug of ours: shown whole, with an exit code of its own
+        traceback.print_exc()
+        print("grade: the grader itself failed (the traceback above); this is a bug in the "
+              "grader, not a problem of the submission.", file=sys.stderr)
+        return EXIT_GRADER_FAILED
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     rescore = bool(argv) and argv[0] == "rescore"
     args = (build_rescore_parser().parse_args(argv[1:]) if rescore

@@ -101,7 +101,8 @@ def resolve_source(source: str | os.PathLike | None = None) -> Source:
             raise DataSourceError(
                 f"The IMDB folder {path} has no train/{{pos,neg}} and test/{{pos,neg}} "
                 "folders (the official aclImdb layout).", path=str(path))
-        return Source("folder", root)
+        return Source("folder", root.resolve())  # handed to processes in other folders
+    path = path.resolve()
     if path.suffix == ".npz":
         return Source("npz", path)
     if tarfile.is_tarfile(path):
@@ -131,7 +132,7 @@ def _source_key(src: Source) -> str:
 
 def cache_dir() -> Path:
     if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE]).expanduser()
+        return Path(os.environ[ENV_CACHE]).expanduser().resolve()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "ex8-grader"
 

@@ -226,7 +226,12 @@ def evaluate(run: Run) -> None:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         raise InfrastructureError(f"The evaluation process failed (exit {proc.returncode}): "
                                   f"{tail}", path=str(run.submission))
-    run.evaluation = json.loads((run.out / "evaluation.json").read_text())
+    try:
+        run.evaluation = json.loads((run.out / "evaluation.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InfrastructureError(f"The evaluation process left no readable results "
+                                  f"({type(exc).__name__}: {exc}).",
+                                  path=str(run.submission)) from exc
 
 
 def _task_context(run: Run, task, answers=()) -> TaskContext:
@@ -335,7 +340,8 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     path = Path(path)
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     prof = rubric.profile(profile)
-    out = Path(out) if out else default_out_dir(path)
+    # absolute: the kernel and the evaluator are handed paths in it and run in other folders
+    out = (Path(out) if out else default_out_dir(path)).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run = Run(submission=path, rubric=rubric, profile=prof, out=out, data=data,
               cell_timeout=cell_timeout or prof.cell_timeout,

@@ -176,6 +176,6 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
                 visibility=c.get("visibility", "visible"), hint=c.get("hint")))
         tasks.append(TaskSpec(id=t["id"], title=t["title"], kind=t["kind"], builder=t["builder"],
                               model=t["model"], history=t["history"], checks=tuple(checks)))
-    return Rubric(path=path, schema_version=version, exercise=raw["exercise"],
+    return Rubric(path=path.resolve(), schema_version=version, exercise=raw["exercise"],
                   data=MappingProxyType(dict(raw["data"])), profiles=MappingProxyType(profiles),
                   tasks=tuple(tasks), digest=hashlib.sha256(text.encode()).hexdigest())

@@ -99,6 +99,18 @@ def test_a_folder_with_nothing_to_grade_is_exit_2(tmp_path, capsys, files, words
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
+def test_a_failure_of_the_grader_itself_is_exit_3_with_its_traceback(tmp_path, monkeypatch,
+                                                                     capsys):
+    def broken(path, **kw):
+        raise RuntimeError("an unforeseen bug")
+
+    monkeypatch.setattr(pipeline, "grade_submission", broken)
+    assert cli.main([str(tmp_path / "x.ipynb")]) == cli.EXIT_GRADER_FAILED == 3
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError: an unforeseen bug" in err
+    assert err.strip().splitlines()[-1].startswith("grade: the grader itself failed")
+
+
 def test_broken_rubric_is_exit_2(tmp_path, capsys):
     nb = tmp_path / "ok.ipynb"
     nbformat.write(nbformat.v4.new_notebook(), nb)

@@ -7,13 +7,17 @@ out as ``{(task, check): points}`` and compared with what the grader took off, e
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from grader import cli
+from grader.data import ENV_SOURCE
 from grader.pipeline import grade_submission
-from grader.results import EXIT_FULL_MARKS, EXIT_POINTS_LOST
+from grader.results import EXIT_FULL_MARKS, EXIT_POINTS_LOST, from_dict
 
 from .conftest import REFERENCE_NB, ROOT, TEMPLATE_NB, variant
 
@@ -150,10 +154,17 @@ def test_template_runs_to_the_end_and_scores_zero_on_every_coding_task(tmp_path)
         {"task1", "task2", "task3", "bonus"}
 
 
-def test_python_module_submission_is_graded_like_a_notebook(tmp_path):
-    result = grade(ROOT / "reference" / "solution.py", tmp_path)
-    assert result.status == "graded", result.reason
-    assert lost(result) == {}
+def test_python_module_submission_is_graded_like_a_notebook(tmp_path, monkeypatch, capsys):
+    # the student's own command, every path relative: the kernel and the evaluator run in
+    # folders of their own, so a path handed to them as given pointed nowhere (the grader
+    # crashed with a FileNotFoundError for <submission>_graded/evaluation.json)
+    shutil.copy(ROOT / "reference" / "solution.py", tmp_path / "my_ex8.py")
+    monkeypatch.chdir(tmp_path)
+    data = os.path.relpath(os.environ[ENV_SOURCE], tmp_path)
+    code = cli.main(["my_ex8.py", "--profile", "structure", "--data", data])
+    assert code == EXIT_FULL_MARKS, capsys.readouterr().err
+    result = from_dict(json.loads(Path("my_ex8_graded/result.json").read_text()))
+    assert result.status == "graded" and lost(result) == {}
     assert result.extra["kind"] == "module"
 
 
