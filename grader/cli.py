@@ -108,7 +108,7 @@ def _main(argv: list[str] | None) -> int:
             print("grade: interrupted; run the same command again to grade what is missing.",
                   file=sys.stderr)
             return 130
-    from .pipeline import grade_submission
+    from .pipeline import default_out_dir, grade_submission
     from .report import summary_lines, use_colour
 
     try:
@@ -121,11 +121,14 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("grade: interrupted.", file=sys.stderr)
         return 130
+    page = (args.out or default_out_dir(args.path)) / "feedback.html"
     if result.status != "graded":
         print(f"grade: {result.reason}", file=sys.stderr)
+        print(f"feedback: {page}")  # it says the same, for the record
         return EXIT_NOT_GRADED
     for line in summary_lines(result, colour=use_colour(sys.stdout)):
         print(line)
+    print(f"feedback: {page}")
     return result.exit_code
 
 

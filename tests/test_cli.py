@@ -67,12 +67,15 @@ V3 = json.dumps({"nbformat": 3, "nbformat_minor": 0, "metadata": {},
 def test_malformed_input_is_exit_2_with_one_sentence(tmp_path, capsys, name, content, words):
     path = _write(tmp_path / name, content)
     code = cli.main([str(path), "--profile", "structure", "--out", str(tmp_path / "out")])
-    err = capsys.readouterr().err.strip()
+    printed = capsys.readouterr()
+    err = printed.err.strip()
     assert code == 2
     assert err.startswith("grade: ") and str(path) in err and words in err
     assert_one_sentence(err.removeprefix("grade: "))
     # a report is still written, saying why the submission could not be graded
     assert json.loads((tmp_path / "out" / "results.json").read_text())["score"] == 0
+    page = tmp_path / "out" / "feedback.html"
+    assert printed.out == f"feedback: {page}\n" and words in page.read_text()
 
 
 def test_missing_file(tmp_path, capsys):

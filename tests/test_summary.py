@@ -73,5 +73,5 @@ def test_grade_piped_prints_plain_text(monkeypatch, capsys):
     monkeypatch.setattr(pipeline, "grade_submission", lambda path, **kw: _result())
     assert cli.main(["ex8.ipynb"]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines() == summary_lines(_result())
+    assert out.splitlines() == summary_lines(_result()) + ["feedback: ex8_graded/feedback.html"]
     assert "\x1b" not in out
