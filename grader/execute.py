@@ -211,6 +211,16 @@ def _traceback_tail(lines: list[str], keep: int = 12) -> str:
     return "\n".join(tail)[-4000:]
 
 
+#: a frame in a .py submission (the wrapper imports it from the work folder as submission.py)
+_MODULE_FRAME = re.compile(r"^\s*File [^\n]*?\bsubmission\.py:(\d+)", re.M)
+
+
+def _module_line(traceback: str) -> int | None:
+    """The line of a .py submission where an error was raised: its innermost frame there."""
+    lines = _MODULE_FRAME.findall(traceback)
+    return int(lines[-1]) if lines else None
+
+
 def _error_line(traceback: str) -> int | None:
     """The line of the cell where an error was raised (IPython marks it with ``---->``)."""
     cell_frames = re.findall(r"^(?:Cell In\[\d+\], line (\d+)|-+> ?(\d+))", traceback, re.M)
@@ -274,8 +284,14 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     """
     report = ExecutionReport(notebook=nb)
     numbers = cell_numbers(nb)  # the student's numbering: the injected cell does not count
+    # a .py submission runs in a notebook of the grader's: errors name the module's lines
+    module = nb.metadata.get("ex8", {}).get("module")
+    error_line = _module_line if module else _error_line
 
     def where(cell_index: int) -> str:
+        label = nb.cells[cell_index].metadata.get("ex8", {}).get("label")
+        if module and label:
+            return f"in {label}"
         if numbers[cell_index] is not None:
             return f"in cell {numbers[cell_index]}"
         tags = nb.cells[cell_index].metadata.get("tags", [])
@@ -313,14 +329,14 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
             # only tells where the timed-out cell was stopped
             for i, err in enumerate(report.errors):
                 if err.cell == numbers[cell_index] and err.ename == "CellTimeout":
-                    report.errors[i] = replace(err, traceback=tb, source_line=_error_line(tb))
+                    report.errors[i] = replace(err, traceback=tb, source_line=error_line(tb))
             return
         report.errors.append(CellError(
             cell=numbers[cell_index],
             task=owners[cell_index] if cell_index < len(owners) else None,
             ename=str(content.get("ename", "Error"))[:200],
             evalue=_ANSI.sub("", str(content.get("evalue", "")))[:1000],
-            traceback=tb, source_line=_error_line(tb)))
+            traceback=tb, source_line=error_line(tb), module=module))
 
     def on_cell_executed(cell, cell_index, execute_reply):
         started = cell.metadata.get("ex8", {}).pop("started", None)
@@ -337,7 +353,7 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
             cell=index, task=owners[cell_index] if cell_index < len(owners) else None,
             ename="CellTimeout", evalue=f"stopped after the {cell_timeout:.0f} s limit per cell",
             traceback=previous[0].traceback if previous else "",
-            source_line=previous[0].source_line if previous else None))
+            source_line=previous[0].source_line if previous else None, module=module))
         report.timed_out_cells.append(cell_index + 1)
 
     client.on_cell_execute = on_cell_execute

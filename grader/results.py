@@ -45,6 +45,10 @@ class CellError:
     evalue: str
     traceback: str  # the tail, ANSI colours removed
     source_line: int | None = None  # 1-based line of the cell where the error was raised
+    # a .py submission: its file name; ``source_line`` is then a line of that file (None: the
+    # error was raised in the grader's code around it), and ``cell`` a cell of the notebook the
+    # grader wrapped it in, which the feedback does not show
+    module: str | None = None
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ def wrap_module(path: Path, text: str) -> nbformat.NotebookNode:
                   "MOVIE_SAMPLES, MOVIE_FRAMES, MOVIE_EPOCHS, SEED = 1200, 15, 20, 7")
     params.metadata["tags"] = ["parameters"]
     nb.cells.append(params)
-    nb.cells.append(cell(
+    importing = cell(
         "import importlib.util, sys\n"
         f"_spec = importlib.util.spec_from_file_location('submission', 'submission.py')\n"
         "submission = importlib.util.module_from_spec(_spec)\n"
@@ -132,8 +132,12 @@ def wrap_module(path: Path, text: str) -> nbformat.NotebookNode:
         "for _name in ('TOP_WORDS', 'MAX_REVIEW_LENGTH', 'EMBEDDING_DIM'):\n"
         "    setattr(submission, _name, globals()[_name])  # builders read the module's globals\n"
         "globals().update({k: v for k, v in vars(submission).items() if callable(v) and\n"
-        "                  getattr(v, '__module__', None) == 'submission'})"))
-    nb.cells.append(cell(_data_cell_source()))
+        "                  getattr(v, '__module__', None) == 'submission'})")
+    importing.metadata["ex8"] = {"label": f"the import of {path.name}"}
+    nb.cells.append(importing)
+    data = cell(_data_cell_source())
+    data.metadata["ex8"] = {"label": "the grader's data preparation"}
+    nb.cells.append(data)
     for task in load_rubric().tasks:
         if task.kind == "imdb":
             body = (f"{task.model} = {task.builder}()\n"
@@ -147,7 +151,8 @@ def wrap_module(path: Path, text: str) -> nbformat.NotebookNode:
                     "    shifted_movies[:MOVIE_SAMPLES * 5 // 6], batch_size=10, "
                     "epochs=MOVIE_EPOCHS,\n    validation_split=0.05, verbose=2)")
         c = cell(f"import keras\nkeras.utils.set_random_seed(SEED)\n{body}")
-        c.metadata["ex8"] = {"task": task.id}
+        c.metadata["ex8"] = {"task": task.id,
+                             "label": f"the grader's call of {task.builder}() and training"}
         nb.cells.append(c)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["ex8"] = {"module": path.name}

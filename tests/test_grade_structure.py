@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -166,6 +167,27 @@ def test_python_module_submission_is_graded_like_a_notebook(tmp_path, monkeypatc
     result = from_dict(json.loads(Path("my_ex8_graded/result.json").read_text()))
     assert result.status == "graded" and lost(result) == {}
     assert result.extra["kind"] == "module"
+
+
+def test_an_error_in_a_module_submission_names_its_line_not_a_cell(tmp_path):
+    # a .py submission runs in a notebook the grader builds around it: its cell numbers mean
+    # nothing to the student, the module's lines do
+    lines = (ROOT / "reference" / "solution.py").read_text().splitlines()
+    builder = lines.index("def build_lstm_model():")
+    line = next(i for i in range(builder, len(lines)) if "Dense(1" in lines[i]) + 1
+    lines[line - 1] = lines[line - 1].replace('"sigmoid"', '"sigmoidd"')
+    text = "\n".join(lines) + "\n"
+    (tmp_path / "my_ex8.py").write_text(text)
+    result = grade(tmp_path / "my_ex8.py", tmp_path)
+    assert lost(result) == {("task1", "builder"): 2, ("task1", "layers"): 6, ("task1", "params"): 2,
+                            ("task1", "output_shape"): 1, ("task1", "compile"): 2,
+                            ("task1", "history"): 3}
+    [err] = result.errors
+    assert (err.module, err.source_line, err.task, err.ename) == \
+        ("my_ex8.py", line, "task1", "ValueError")
+    page = (tmp_path / "graded" / "feedback.html").read_text()
+    assert f"my_ex8.py, line {line}: ValueError" in page
+    assert not re.search(r"Cell \d", page)
 
 
 def test_reference_models_are_measured_while_the_notebook_runs(reference_structure):
