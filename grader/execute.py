@@ -205,10 +205,12 @@ class ExecutionReport:
     last_cell: str = "before the first cell"
 
 
-def _traceback_tail(lines: list[str], keep: int = 12) -> str:
-    text = _ANSI.sub("", "\n".join(lines))
-    tail = text.splitlines()[-keep:]
-    return "\n".join(tail)[-4000:]
+def _traceback_text(lines: list[str]) -> str:
+    return _ANSI.sub("", "\n".join(lines))
+
+
+def _traceback_tail(text: str, keep: int = 12) -> str:
+    return "\n".join(text.splitlines()[-keep:])[-4000:]
 
 
 #: a frame in a .py submission (the wrapper imports it from the work folder as submission.py)
@@ -323,20 +325,22 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
 
     def on_cell_error(cell, cell_index, execute_reply):
         content = execute_reply["content"]
-        tb = _traceback_tail(content.get("traceback", []))
+        # the line is looked for in the whole traceback: the tail kept may not reach it
+        full = _traceback_text(content.get("traceback", []))
+        tb, line = _traceback_tail(full), error_line(full)
         if cell_index + 1 in report.timed_out_cells:
             # nbclient calls this after on_cell_executed: the interrupt's KeyboardInterrupt
             # only tells where the timed-out cell was stopped
             for i, err in enumerate(report.errors):
                 if err.cell == numbers[cell_index] and err.ename == "CellTimeout":
-                    report.errors[i] = replace(err, traceback=tb, source_line=error_line(tb))
+                    report.errors[i] = replace(err, traceback=tb, source_line=line)
             return
         report.errors.append(CellError(
             cell=numbers[cell_index],
             task=owners[cell_index] if cell_index < len(owners) else None,
             ename=str(content.get("ename", "Error"))[:200],
             evalue=_ANSI.sub("", str(content.get("evalue", "")))[:1000],
-            traceback=tb, source_line=error_line(tb), module=module))
+            traceback=tb, source_line=line, module=module))
 
     def on_cell_executed(cell, cell_index, execute_reply):
         started = cell.metadata.get("ex8", {}).pop("started", None)
