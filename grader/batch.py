@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from .errors import GradingError, InputError, RubricError
+from .errors import GradingError, InputError, RubricError, output_folder
 from .report import atomic_write_text, write_reports
 from .report.summary import write_index
 from .results import SubmissionResult, from_dict, to_dict
@@ -623,8 +623,7 @@ def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: 
     if not jobs:
         raise InputError(_nothing_to_grade(folder, skipped), path=str(folder))
     src, _ = ensure_cache(data)  # a missing data source stops the batch before any kernel
-    out.mkdir(parents=True, exist_ok=True)
-    out = out.resolve()
+    out = output_folder(out)
     if not scheduler:
         workers = workers or default_workers(threads)
         threads = threads or max(1, _cores() // workers)

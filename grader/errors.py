@@ -6,7 +6,10 @@ boundary of a batch worker intact.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = [
+    "output_folder",
     "GradingError",
     "InputError",
     "RubricError",
@@ -62,3 +65,15 @@ class ExecutionError(GradingError):
 
 class InfrastructureError(GradingError):
     """Something on the grading machine failed (not the submission's fault)."""
+
+
+def output_folder(out: Path) -> Path:
+    """``out`` created (with its parents) and made absolute: the kernel and the evaluator are
+    handed paths in it and run in folders of their own. ``InputError`` if it cannot be made."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"The output folder {out} cannot be created "
+                         f"({exc.strerror or exc}); choose another with --out.",
+                         path=str(out)) from exc
+    return out.resolve()

@@ -27,7 +27,7 @@ import nbformat
 from . import sandbox
 from .checks import REGISTRY, TaskContext
 from .data import ENV_CACHE, ENV_SOURCE, ensure_cache
-from .errors import GradingError, InfrastructureError, InputError
+from .errors import GradingError, InfrastructureError, InputError, output_folder
 from .execute import AfterCell, ExecutionReport, run_notebook
 from .migration import find_hints
 from .report.comparison import training_seconds
@@ -340,9 +340,7 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     path = Path(path)
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     prof = rubric.profile(profile)
-    # absolute: the kernel and the evaluator are handed paths in it and run in other folders
-    out = (Path(out) if out else default_out_dir(path)).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(Path(out) if out else default_out_dir(path))
     run = Run(submission=path, rubric=rubric, profile=prof, out=out, data=data,
               cell_timeout=cell_timeout or prof.cell_timeout,
               total_timeout=timeout or prof.timeout, threads=threads)

@@ -102,6 +102,19 @@ def test_a_folder_with_nothing_to_grade_is_exit_2(tmp_path, capsys, files, words
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
+@pytest.mark.parametrize("batch", [False, True])
+def test_an_output_folder_that_cannot_be_made_is_exit_2(tmp_path, capsys, batch):
+    nb = tmp_path / "subs" / "alice_ex8.ipynb"
+    nb.parent.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), nb)
+    blocker = _write(tmp_path / "a_file", "not a folder")
+    out = blocker / "out"
+    code = cli.main([str(nb.parent if batch else nb), "--profile", "structure", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and f"The output folder {out} cannot be created (Not a directory)" in err
+    assert_one_sentence(err.removeprefix("grade: "))
+
+
 def test_a_failure_of_the_grader_itself_is_exit_3_with_its_traceback(tmp_path, monkeypatch,
                                                                      capsys):
     def broken(path, **kw):
