@@ -45,7 +45,7 @@ def harvest(spec, namespace, checkpoint=False):
     model_type = keras.Model if keras is not None else ()
 
     def describe_error(exc):
-        text = f"{type(exc).__name__}: {exc}"
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return text if len(text) <= 500 else text[:497] + "..."
 
     def save(model, path):

@@ -119,8 +119,11 @@ def check_builder(ctx: TaskContext, spec) -> Outcome:
                                 "inside the builder and return the compiled model.")
         return Outcome(True, f"{ctx.label}: {name}() returns a compiled Keras model.")
     if status == "error":
-        return Outcome(False, f"{ctx.label}: calling {name}() raised {b.get('error')}.",
-                       hint="The builder takes no arguments and returns the compiled model.")
+        error = str(b.get("error"))
+        hint = f"Replace the template's `raise NotImplementedError()` in {name}() with your " \
+               "model." if error.startswith("NotImplementedError") else \
+               "The builder takes no arguments and returns the compiled model."
+        return Outcome(False, f"{ctx.label}: calling {name}() raised {error}.", hint=hint)
     if status == "not_a_model":
         return Outcome(False, f"{ctx.label}: {name}() returned {b.get('type')}, not a Keras "
                               "model.", hint="End the builder with `return model`.")
