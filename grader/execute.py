@@ -213,6 +213,7 @@ def _traceback_tail(text: str, keep: int = 12) -> str:
     return "\n".join(text.splitlines()[-keep:])[-4000:]
 
 
+_IPYTHON_CELL = re.compile(r"\bCell In\[(\d+)\]")
 #: a frame in a .py submission (the wrapper imports it from the work folder as submission.py)
 _MODULE_FRAME = re.compile(r"^\s*File [^\n]*?\bsubmission\.py:(\d+)", re.M)
 
@@ -323,11 +324,22 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         report.last_cell = where(cell_index)
         cell.metadata.setdefault("ex8", {})["started"] = time.monotonic()
 
+    def _student_cells(text: str, cell_index: int, count) -> str:
+        """IPython names a cell by its execution count ("Cell In[13]"); the page, by its number
+        in the notebook handed in ("Cell 18"), which is what the traceback now says too."""
+        counts = {c.get("execution_count"): numbers[i] for i, c in enumerate(nb.cells)
+                  if c.get("execution_count") and numbers[i] is not None}
+        if count and numbers[cell_index] is not None:
+            counts[count] = numbers[cell_index]
+        return _IPYTHON_CELL.sub(lambda m: f"Cell {counts[int(m[1])]}" if int(m[1]) in counts
+                                 else m[0], text)
+
     def on_cell_error(cell, cell_index, execute_reply):
         content = execute_reply["content"]
         # the line is looked for in the whole traceback: the tail kept may not reach it
         full = _traceback_text(content.get("traceback", []))
-        tb, line = _traceback_tail(full), error_line(full)
+        line = error_line(full)
+        tb = _traceback_tail(_student_cells(full, cell_index, content.get("execution_count")))
         if cell_index + 1 in report.timed_out_cells:
             # nbclient calls this after on_cell_executed: the interrupt's KeyboardInterrupt
             # only tells where the timed-out cell was stopped

@@ -155,6 +155,9 @@ def test_template_runs_to_the_end_and_scores_zero_on_every_coding_task(tmp_path)
     # every failing training cell is reported against its task
     assert {e.task for e in result.errors if e.ename == "NotImplementedError"} == \
         {"task1", "task2", "task3", "bonus"}
+    # the traceback names the cell as the page does, not by IPython's execution count
+    for e in result.errors:
+        assert f"Cell {e.cell}, line {e.source_line}" in e.traceback and "In[" not in e.traceback
 
 
 def test_python_module_submission_is_graded_like_a_notebook(tmp_path, monkeypatch, capsys):
