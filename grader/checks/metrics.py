@@ -35,7 +35,7 @@ def check_accuracy(ctx: TaskContext, spec) -> Outcome:
                               f"{trained.get('error', 'no prediction')}")
     m = trained["metrics"]
     measured = (f"measured accuracy {m['accuracy']:.4f} on {fmt_int(m['samples'])} test "
-                f"reviews (threshold {threshold:.2f}; precision {m['precision']:.3f}, "
+                f"reviews (threshold {threshold:.2f}; weighted precision {m['precision']:.3f}, "
                 f"recall {m['recall']:.3f})")
     if m["accuracy"] >= threshold:
         return Outcome(True, f"{ctx.label}: {measured}.")
