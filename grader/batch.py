@@ -549,7 +549,10 @@ def _run_dask(jobs: list[Job], settings: Settings, address: str,
                    for job in jobs}
         progress.slots = slots
         try:
-            for future, value in dask_completed(futures, with_results=True, raise_errors=False):
+            # this client is not the default one (the caller may have its own): as_completed
+            # is told whose loop to use, or it looks for a default client and finds none
+            for future, value in dask_completed(futures, loop=client.loop, with_results=True,
+                                                raise_errors=False):
                 if isinstance(value, BaseException):  # the worker itself died (KilledWorker)
                     value = {"error": f"The Dask worker grading it failed "
                                       f"({type(value).__name__}: {value}).",

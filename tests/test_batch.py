@@ -188,8 +188,10 @@ def test_dask_local_cluster_gives_the_same_gradebook(six, tmp_path):
     out2 = _copy_without(out, tmp_path / "graded", regraded)
     args = _args(rubric)
     del args["workers"], args["threads"]  # a Dask worker shares its own machine's cores out
+    # no default client in this process, as when `grade --scheduler` runs from a shell
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=None) as cluster, \
+            Client(cluster, set_as_default=False) as client:
         pids = set(client.run(os.getpid).values())
         summary = grade_folder(folder, out=out2, scheduler=cluster.scheduler_address, **args)
     assert (summary.graded, summary.reused) == (2, 4)
