@@ -209,19 +209,32 @@ def _traceback_text(lines: list[str]) -> str:
     return _ANSI.sub("", "\n".join(lines))
 
 
-def _traceback_tail(text: str, keep: int = 12) -> str:
-    return "\n".join(text.splitlines()[-keep:])[-4000:]
+def _traceback_tail(text: str, frame: re.Pattern, keep: int = 12) -> str:
+    """The last ``keep`` lines, and before them the innermost frame in the submission (from the
+    last line ``frame`` matches to the blank line that ends it) when they do not reach it: deep
+    in Keras' own frames, the student's line is the one that matters."""
+    lines = text.splitlines()
+    tail = lines[-keep:]
+    starts = [i for i, line in enumerate(lines) if frame.match(line)]
+    if starts and starts[-1] < len(lines) - keep:
+        start = end = starts[-1]
+        while end + 1 < len(lines) - keep and lines[end + 1].strip() and end - start < 8:
+            end += 1
+        tail = lines[start:end + 1] + ["..."] + tail
+    return "\n".join(tail)[-4000:]
 
 
 _IPYTHON_CELL = re.compile(r"\bCell In\[(\d+)\]")
+#: a frame in a cell, as IPython starts it
+_CELL_FRAME = re.compile(r"Cell In\[\d+\], line \d+")
 #: a frame in a .py submission (the wrapper imports it from the work folder as submission.py)
-_MODULE_FRAME = re.compile(r"^\s*File [^\n]*?\bsubmission\.py:(\d+)", re.M)
+_MODULE_FRAME = re.compile(r"^(\s*)File [^\n]*?\bsubmission\.py:(\d+)", re.M)
 
 
 def _module_line(traceback: str) -> int | None:
     """The line of a .py submission where an error was raised: its innermost frame there."""
-    lines = _MODULE_FRAME.findall(traceback)
-    return int(lines[-1]) if lines else None
+    frames = _MODULE_FRAME.findall(traceback)
+    return int(frames[-1][1]) if frames else None
 
 
 def _error_line(traceback: str) -> int | None:
@@ -326,7 +339,11 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
 
     def _student_cells(text: str, cell_index: int, count) -> str:
         """IPython names a cell by its execution count ("Cell In[13]"); the page, by its number
-        in the notebook handed in ("Cell 18"), which is what the traceback now says too."""
+        in the notebook handed in ("Cell 18"), which is what the traceback now says too. In a
+        module's traceback, the module's frames are named by its file name instead of the
+        work folder's copy (the wrapper's cells have no number worth showing)."""
+        if module:
+            return _MODULE_FRAME.sub(lambda m: f"{m[1]}File {module}:{m[2]}", text)
         counts = {c.get("execution_count"): numbers[i] for i, c in enumerate(nb.cells)
                   if c.get("execution_count") and numbers[i] is not None}
         if count and numbers[cell_index] is not None:
@@ -339,7 +356,8 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         # the line is looked for in the whole traceback: the tail kept may not reach it
         full = _traceback_text(content.get("traceback", []))
         line = error_line(full)
-        tb = _traceback_tail(_student_cells(full, cell_index, content.get("execution_count")))
+        tb = _student_cells(_traceback_tail(full, _MODULE_FRAME if module else _CELL_FRAME),
+                            cell_index, content.get("execution_count"))
         if cell_index + 1 in report.timed_out_cells:
             # nbclient calls this after on_cell_executed: the interrupt's KeyboardInterrupt
             # only tells where the timed-out cell was stopped

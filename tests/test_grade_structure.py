@@ -191,6 +191,7 @@ def test_an_error_in_a_module_submission_names_its_line_not_a_cell(tmp_path):
     [err] = result.errors
     assert (err.module, err.source_line, err.task, err.ename) == \
         ("my_ex8.py", line, "task1", "ValueError")
+    assert f"File my_ex8.py:{line}, in build_lstm_model()" in err.traceback, err.traceback
     page = (tmp_path / "graded" / "feedback.html").read_text()
     assert f"my_ex8.py, line {line}: ValueError" in page
     assert not re.search(r"Cell \d", page)
