@@ -581,6 +581,8 @@ class BatchSummary:
 
 
 def default_out(folder: Path) -> Path:
+    """``<folder>_graded`` beside the folder (``grade .`` too: its name is the folder's own)."""
+    folder = folder.resolve()
     return folder.parent / f"{folder.name}_graded"
 
 

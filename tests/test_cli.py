@@ -115,6 +115,16 @@ def test_an_output_folder_that_cannot_be_made_is_exit_2(tmp_path, capsys, batch)
     assert_one_sentence(err.removeprefix("grade: "))
 
 
+def test_grade_dot_puts_the_batch_beside_the_folder(tmp_path, monkeypatch):
+    from grader.batch import default_out
+
+    (tmp_path / "subs").mkdir()
+    monkeypatch.chdir(tmp_path / "subs")
+    # not "_graded" inside the submissions folder, as Path(".").name is ""
+    assert default_out(Path(".")) == tmp_path / "subs_graded"
+    assert default_out(Path("../subs/")) == tmp_path / "subs_graded"
+
+
 def test_a_failure_of_the_grader_itself_is_exit_3_with_its_traceback(tmp_path, monkeypatch,
                                                                      capsys):
     def broken(path, **kw):
