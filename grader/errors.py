@@ -7,9 +7,11 @@ boundary of a batch worker intact.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 __all__ = [
     "output_folder",
+    "OUTPUT_MARK",
     "GradingError",
     "InputError",
     "RubricError",
@@ -67,11 +69,25 @@ class InfrastructureError(GradingError):
     """Something on the grading machine failed (not the submission's fault)."""
 
 
-def output_folder(out: Path) -> Path:
-    """``out`` created (with its parents) and made absolute: the kernel and the evaluator are
-    handed paths in it and run in folders of their own. ``InputError`` if it cannot be made."""
+#: an empty file in every output folder the grader made: it may replace what is in there
+OUTPUT_MARK = ".ex8-grader"
+
+
+def output_folder(out: Path, ours: Iterable[str] = ()) -> Path:
+    """``out`` created (with its parents), marked as the grader's and made absolute (the kernel
+    and the evaluator are handed paths in it and run in folders of their own).
+
+    The grader replaces its own files and folders there (``work/``, the reports), so a folder
+    that already holds anything without the mark, or one of ``ours`` (what earlier versions
+    left there), is refused: ``--out .`` must not delete someone's ``work/``. ``InputError``
+    also if it cannot be made."""
     try:
+        if out.is_dir() and not (out / OUTPUT_MARK).exists() and \
+                not any((out / name).exists() for name in ours) and any(out.iterdir()):
+            raise InputError(f"The output folder {out} already holds files the grader did not "
+                             "write; choose a new or empty folder with --out.", path=str(out))
         out.mkdir(parents=True, exist_ok=True)
+        (out / OUTPUT_MARK).touch()
     except OSError as exc:
         raise InputError(f"The output folder {out} cannot be created "
                          f"({exc.strerror or exc}); choose another with --out.",

@@ -340,7 +340,8 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     path = Path(path)
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     prof = rubric.profile(profile)
-    out = output_folder(Path(out) if out else default_out_dir(path))
+    out = output_folder(Path(out) if out else default_out_dir(path),
+                        ours=("result.json", "batch.json"))
     run = Run(submission=path, rubric=rubric, profile=prof, out=out, data=data,
               cell_timeout=cell_timeout or prof.cell_timeout,
               total_timeout=timeout or prof.timeout, threads=threads)
