@@ -22,6 +22,22 @@ PROFILES = ("structure", "quick", "full")
 EXIT_GRADER_FAILED = 3
 
 
+def _positive(kind):
+    """An argparse type: a number of ``kind`` above zero (a limit of 0 s, or -1 workers, is a
+    mistake to say, not a run to start)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {'whole ' * (kind is int)}number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above zero")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grade", description="Grade Exercise 8 (recurrent neural networks) submissions.",
@@ -37,12 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (default: <submission>_graded next to it)")
     parser.add_argument("--data", help="IMDB source: imdb.npz, an aclImdb folder or tarball "
                                        "(default: $EX8_IMDB, else Keras' download)")
-    parser.add_argument("--timeout", type=float, help="seconds for the whole run")
-    parser.add_argument("--cell-timeout", type=float, help="seconds per cell")
+    parser.add_argument("--timeout", type=_positive(float), help="seconds for the whole run")
+    parser.add_argument("--cell-timeout", type=_positive(float), help="seconds per cell")
     batch = parser.add_argument_group("a folder of submissions")
-    batch.add_argument("--workers", type=int, help="submissions graded at once on this machine "
+    batch.add_argument("--workers", type=_positive(int), help="submissions graded at once on this machine "
                                                    "(default: what the cores and memory allow)")
-    batch.add_argument("--threads", type=int, help="threads per kernel (default: the cores "
+    batch.add_argument("--threads", type=_positive(int), help="threads per kernel (default: the cores "
                                                    "shared among the workers)")
     batch.add_argument("--scheduler", metavar="ADDRESS",
                        help="grade on a Dask cluster (e.g. tcp://host:8786) instead")

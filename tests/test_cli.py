@@ -164,6 +164,18 @@ def test_broken_rubric_is_exit_2(tmp_path, capsys):
     assert_one_sentence(err.removeprefix("grade: "))
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--timeout", "-5"], "argument --timeout: -5 is not above zero"),
+    (["--cell-timeout", "0"], "argument --cell-timeout: 0 is not above zero"),
+    (["--workers", "0"], "argument --workers: 0 is not above zero"),
+    (["--threads", "1.5"], "argument --threads: '1.5' is not a whole number"),
+])
+def test_limits_and_counts_must_be_above_zero(capsys, args, words):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["subs", *args])
+    assert info.value.code == 2 and words in capsys.readouterr().err
+
+
 def test_unknown_profile_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["x.ipynb", "--profile", "fast"])
