@@ -599,7 +599,7 @@ def _nothing_to_grade(folder: Path, skipped: list[Skipped]) -> str:
     if not skipped:
         return f"The folder {folder} holds no submission to grade: it is empty."
     first = skipped[0]
-    more = f" (and {len(skipped) - 1} more entries skipped)" if len(skipped) > 1 else ""
+    more = f" (and {len(skipped) - 1} more skipped)" if len(skipped) > 1 else ""
     return f"The folder {folder} holds no submission to grade: {first.path}: " \
            f"{first.reason}{more}."
 

@@ -97,7 +97,7 @@ def test_a_folder_with_nothing_to_grade_is_exit_2(tmp_path, capsys, files, words
     code = cli.main([str(folder), "--profile", "structure", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and str(folder) in err and words in err
-    assert ("1 more entries skipped" in err) == (len(files) == 2)
+    assert ("(and 1 more skipped)" in err) == (len(files) == 2)
     assert_one_sentence(err.removeprefix("grade: "))
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
