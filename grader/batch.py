@@ -628,7 +628,7 @@ def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: 
     if not jobs:
         raise InputError(_nothing_to_grade(folder, skipped), path=str(folder))
     src, _ = ensure_cache(data)  # a missing data source stops the batch before any kernel
-    out = output_folder(out, ours=(GRADEBOOK, MANIFEST))
+    out = output_folder(out, writes=(GRADEBOOK, MANIFEST, INDEX), earlier=(GRADEBOOK, MANIFEST))
     if not scheduler:
         workers = workers or default_workers(threads)
         threads = threads or max(1, _cores() // workers)

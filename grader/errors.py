@@ -73,19 +73,22 @@ class InfrastructureError(GradingError):
 OUTPUT_MARK = ".ex8-grader"
 
 
-def output_folder(out: Path, ours: Iterable[str] = ()) -> Path:
+def output_folder(out: Path, writes: Iterable[str] = (), earlier: Iterable[str] = ()) -> Path:
     """``out`` created (with its parents), marked as the grader's and made absolute (the kernel
     and the evaluator are handed paths in it and run in folders of their own).
 
-    The grader replaces its own files and folders there (``work/``, the reports), so a folder
-    that already holds anything without the mark, or one of ``ours`` (what earlier versions
-    left there), is refused: ``--out .`` must not delete someone's ``work/``. ``InputError``
-    also if it cannot be made."""
+    The grader deletes or replaces the entries ``writes`` names there (``work/``, the reports),
+    so in a folder without the mark one of them is refused, unless all of ``earlier`` are there
+    (an earlier version's output): ``--out .`` must not delete someone's ``work/``. Other files
+    are left alone. ``InputError`` also if the folder cannot be made."""
     try:
         if out.is_dir() and not (out / OUTPUT_MARK).exists() and \
-                not any((out / name).exists() for name in ours) and any(out.iterdir()):
-            raise InputError(f"The output folder {out} already holds files the grader did not "
-                             "write; choose a new or empty folder with --out.", path=str(out))
+                not all((out / name).exists() for name in earlier):
+            clash = [n for n in writes if (out / n).exists() or (out / n).is_symlink()]
+            if clash:
+                raise InputError(f"The output folder {out} already holds {clash[0]}, which the "
+                                 "grader did not write and would replace; choose a new or empty "
+                                 "folder with --out.", path=str(out))
         out.mkdir(parents=True, exist_ok=True)
         (out / OUTPUT_MARK).touch()
     except OSError as exc:

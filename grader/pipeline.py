@@ -53,6 +53,9 @@ EVALUATOR_CPU_WEIGHT = 10
 #: what a run leaves in its output folder besides the reports (which are rewritten anyway)
 STALE_OUTPUTS = ("harvest.json", "evaluation.json", "predictions.npz", "executed.ipynb",
                  "evaluator")
+#: what a grading deletes or replaces in its output folder (a batch adds batch.json, grader.log)
+OWN_OUTPUTS = ("work", *STALE_OUTPUTS, "results.json", "result.json", "feedback.html",
+               "batch.json", "grader.log")
 _PRINTED_ACCURACY = re.compile(r"^\s*Accuracy\s*[:=]\s*([01](?:\.\d+)?)", re.M | re.I)
 
 
@@ -340,8 +343,8 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     path = Path(path)
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     prof = rubric.profile(profile)
-    out = output_folder(Path(out) if out else default_out_dir(path),
-                        ours=("result.json", "batch.json"))
+    out = output_folder(Path(out) if out else default_out_dir(path), writes=OWN_OUTPUTS,
+                        earlier=("result.json", "feedback.html"))
     run = Run(submission=path, rubric=rubric, profile=prof, out=out, data=data,
               cell_timeout=cell_timeout or prof.cell_timeout,
               total_timeout=timeout or prof.timeout, threads=threads)

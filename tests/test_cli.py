@@ -115,21 +115,25 @@ def test_an_output_folder_that_cannot_be_made_is_exit_2(tmp_path, capsys, batch)
     assert_one_sentence(err.removeprefix("grade: "))
 
 
-@pytest.mark.parametrize("batch", [False, True])
-def test_an_output_folder_with_someone_elses_files_is_refused(tmp_path, capsys, batch):
+@pytest.mark.parametrize("batch, planted", [(False, "work/thesis.tex"), (True, "index.html")])
+def test_an_output_folder_with_someone_elses_files_is_refused(tmp_path, capsys, batch, planted):
     # the grader replaces work/ and its reports in its output folder: `--out .` in a project
-    # folder must not delete the project's own work/
+    # folder must not delete the project's own work/ (nor a batch its index.html)
     nb = tmp_path / "subs" / "alice_ex8.ipynb"
     nb.parent.mkdir()
     nbformat.write(nbformat.v4.new_notebook(), nb)
     out = tmp_path / "project"
-    (out / "work").mkdir(parents=True)
-    kept = _write(out / "work" / "thesis.tex", "years of it")
+    kept = out / planted
+    kept.parent.mkdir(parents=True)
+    kept.write_text("years of it")
+    _write(out / "notes.txt", "other files are no reason to refuse")
     code = cli.main([str(nb.parent if batch else nb), "--profile", "structure", "--out", str(out)])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and f"The output folder {out} already holds files the grader did not" in err
+    first = planted.split("/")[0]
+    assert code == 2 and f"The output folder {out} already holds {first}, which the grader" in err
     assert_one_sentence(err.removeprefix("grade: "))
-    assert kept.read_text() == "years of it" and sorted(p.name for p in out.iterdir()) == ["work"]
+    assert kept.read_text() == "years of it"
+    assert sorted(p.name for p in out.iterdir()) == sorted([first, "notes.txt"])
 
 
 def test_grade_dot_puts_the_batch_beside_the_folder(tmp_path, monkeypatch):
