@@ -81,9 +81,10 @@ def output_folder(out: Path, writes: Iterable[str] = (), earlier: Iterable[str] 
     so in a folder without the mark one of them is refused, unless all of ``earlier`` are there
     (an earlier version's output): ``--out .`` must not delete someone's ``work/``. Other files
     are left alone. ``InputError`` also if the folder cannot be made."""
+    earlier = tuple(earlier)  # none named: no folder passes for an earlier version's output
     try:
         if out.is_dir() and not (out / OUTPUT_MARK).exists() and \
-                not all((out / name).exists() for name in earlier):
+                not (earlier and all((out / name).exists() for name in earlier)):
             clash = [n for n in writes if (out / n).exists() or (out / n).is_symlink()]
             if clash:
                 raise InputError(f"The output folder {out} already holds {clash[0]}, which the "
