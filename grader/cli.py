@@ -34,7 +34,6 @@ def _positive(kind):
         if not value > 0:
             raise argparse.ArgumentTypeError(f"{text} is not above zero")
         return value
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
 
 
@@ -56,10 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=_positive(float), help="seconds for the whole run")
     parser.add_argument("--cell-timeout", type=_positive(float), help="seconds per cell")
     batch = parser.add_argument_group("a folder of submissions")
-    batch.add_argument("--workers", type=_positive(int), help="submissions graded at once on this machine "
-                                                   "(default: what the cores and memory allow)")
-    batch.add_argument("--threads", type=_positive(int), help="threads per kernel (default: the cores "
-                                                   "shared among the workers)")
+    batch.add_argument("--workers", type=_positive(int),
+                       help="submissions graded at once on this machine "
+                            "(default: what the cores and memory allow)")
+    batch.add_argument("--threads", type=_positive(int),
+                       help="threads per kernel (default: the cores "
+                            "shared among the workers)")
     batch.add_argument("--scheduler", metavar="ADDRESS",
                        help="grade on a Dask cluster (e.g. tcp://host:8786) instead")
     batch.add_argument("--force", action="store_true",

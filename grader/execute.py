@@ -226,7 +226,7 @@ def _traceback_tail(text: str, frame: re.Pattern, keep: int = 12) -> str:
 
 _IPYTHON_CELL = re.compile(r"\bCell In\[(\d+)\]")
 #: a frame in a cell, as IPython starts it
-_CELL_FRAME = re.compile(r"Cell In\[\d+\], line \d+")
+_CELL_FRAME = re.compile(r"^Cell In\[\d+\], line (\d+)", re.M)
 #: a frame in a .py submission (the wrapper imports it from the work folder as submission.py)
 _MODULE_FRAME = re.compile(r"^(\s*)File [^\n]*?\bsubmission\.py:(\d+)", re.M)
 
@@ -238,12 +238,9 @@ def _module_line(traceback: str) -> int | None:
 
 
 def _error_line(traceback: str) -> int | None:
-    """The line of the cell where an error was raised (IPython marks it with ``---->``)."""
-    cell_frames = re.findall(r"^(?:Cell In\[\d+\], line (\d+)|-+> ?(\d+))", traceback, re.M)
-    for line, arrow in reversed(cell_frames):
-        if line:
-            return int(line)
-    return None
+    """The line of the cell where an error was raised: its innermost frame in a cell."""
+    lines = _CELL_FRAME.findall(traceback)
+    return int(lines[-1]) if lines else None
 
 
 def _disk_usage(top: Path, max_entries: int = 100_000) -> float:
