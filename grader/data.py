@@ -14,6 +14,12 @@ with apostrophes kept inside a word (``don't``, ``director's``); everything else
 tokens. Words are ranked by how often they occur in the 25,000 training reviews (ties broken
 alphabetically), rank 1 being the most frequent. As in Keras' file, test words that never occur in
 the training reviews are dropped.
+
+Held-out reviews: the grader measures accuracy on test reviews no notebook can read. ``held_out``
+picks them (a seeded draw from the test split), and ``ensure_view`` writes the *kernel's view*: the
+cache without them (every training review, the rest of the test split), the only IMDB file a
+confined kernel sees. ``load_imdb`` reads a view like any source; the evaluator reads the held-out
+reviews from the full cache with ``load_held_out``.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ __all__ = [
     "get_word_index",
     "load_imdb_padded",
     "load_imdb_subsets",
+    "load_held_out",
+    "held_out",
+    "ensure_view",
     "resolve_source",
     "cache_path_for",
     "pad_sequences_pre",
@@ -56,6 +65,8 @@ ENV_SOURCE = "EX8_IMDB"
 ENV_CACHE = "EX8_CACHE"
 TOKENISER_VERSION = 1
 _CACHE_FORMAT = 1
+_VIEW_KEY = "ex8_view"  # the array that marks a kernel's view (JSON: what was held out)
+_VIEW_FORMAT = 1  # changes when the choice of held-out reviews does (``held_out``)
 
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -74,7 +85,8 @@ def tokenise(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the reviews come from: ``kind`` is ``npz``, ``folder``, ``tarball`` or ``keras``."""
+    """Where the reviews come from: ``kind`` is ``npz``, ``folder``, ``tarball``, ``keras``, or
+    ``view`` (a kernel's view: cache arrays without the held-out reviews, read as they are)."""
 
     kind: str
     path: Path | None
@@ -104,12 +116,20 @@ def resolve_source(source: str | os.PathLike | None = None) -> Source:
         return Source("folder", root.resolve())  # handed to processes in other folders
     path = path.resolve()
     if path.suffix == ".npz":
-        return Source("npz", path)
+        return Source("view" if _is_view(path) else "npz", path)
     if tarfile.is_tarfile(path):
         return Source("tarball", path)
     raise DataSourceError(
         f"The IMDB source {path} is neither imdb.npz, an aclImdb folder nor a tarball.",
         path=str(path))
+
+
+def _is_view(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return f"{_VIEW_KEY}.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _source_key(src: Source) -> str:
@@ -144,8 +164,9 @@ def _concrete(source) -> Source:
 
 
 def cache_path_for(source: str | os.PathLike | None = None) -> Path:
-    """The cache file a source is (or will be) tokenised into."""
-    return cache_dir() / f"imdb-{_source_key(_concrete(source))}.npz"
+    """The cache file a source is (or will be) tokenised into (a view is its own cache)."""
+    src = _concrete(source)
+    return src.path if src.kind == "view" else cache_dir() / f"imdb-{_source_key(src)}.npz"
 
 
 # --------------------------------------------------------------------------- reading raw text
@@ -306,6 +327,9 @@ def build_cache(src: Source) -> dict[str, np.ndarray]:
 def _load_arrays(source, keys=None) -> dict[str, np.ndarray]:
     """The source's arrays from its cache (built first if need be); ``keys``: only these."""
     src = _concrete(source)
+    if src.kind == "view":  # already in the cache's format, and read-only where kernels see it
+        with np.load(src.path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files if keys is None or k in keys}
     path = cache_dir() / f"imdb-{_source_key(src)}.npz"
     if path.exists():
         try:
@@ -323,25 +347,32 @@ def _load_arrays(source, keys=None) -> dict[str, np.ndarray]:
 
 
 def _encoded_splits(arrays, *, num_words, skip_top, maxlen, seed, start_char, oov_char,
-                    index_from, first: dict[str, int | None] | None = None):
+                    index_from, first: dict[str, int | None] | None = None,
+                    orders: dict[str, np.ndarray] | None = None):
     """Keras' ``load_data`` steps on flat arrays: shuffle, shift, mark, filter, cut to num_words.
 
     Returns ``{split: (words, lengths, labels)}`` with each split's reviews concatenated in
     ``words``; the steps and their order are Keras' own, so the results are identical.
     ``first`` (``{split: n}``, n None: all) encodes only those splits, and of each only its
     first n reviews after the shuffle: the same as the full encoding's first n when no later
-    step looks at the other reviews (no ``maxlen`` filter, ``num_words`` given).
+    step looks at the other reviews (no ``maxlen`` filter, ``num_words`` given). ``orders``
+    (``{split: indices}``) encodes exactly those reviews of a split, in that order, instead.
     """
-    if first and (maxlen or not num_words):
+    if (first or orders) and (maxlen or not num_words):
         raise ValueError("first= needs num_words and no maxlen: the other reviews decide those")
     rng = np.random.RandomState(seed)
     encoded = {}
     for split in _SPLITS:
+        if orders is not None and split not in orders:
+            continue
         lengths = arrays[f"{split}_lengths"]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         order = np.arange(len(lengths))
-        rng.shuffle(order)  # one shuffle per split, train first: Keras' sequence of draws
-        if first is not None:
+        if orders is not None:
+            order = np.asarray(orders[split], dtype=np.int64)
+        else:
+            rng.shuffle(order)  # one shuffle per split, train first: Keras' sequence of draws
+        if orders is None and first is not None:
             if split not in first:
                 continue
             order = order[:first[split]]  # [:None] keeps all
@@ -440,17 +471,93 @@ def load_imdb_subsets(num_words: int, maxlen: int, samples: dict[str, int | None
                       seed: int = 113, source=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``load_imdb_padded`` for several splits at once (``{split: samples}``, None: all), from
     one read of the cache; only the reviews asked for are encoded."""
-    arrays = _load_arrays(source, keys={f"{split}_{part}" for split in _SPLITS
-                                        for part in ("ranks", "lengths", "labels")})
+    arrays = _load_arrays(source, keys=_rank_keys())
     encoded = _encoded_splits(arrays, num_words=num_words, skip_top=0, maxlen=None, seed=seed,
                               start_char=1, oov_char=2, index_from=3, first=samples)
     return {split: (_pad_flat(words, lengths, maxlen), labels)
             for split, (words, lengths, labels) in encoded.items()}
 
 
+def _twins(arrays) -> dict[str, np.ndarray]:
+    """Per split, which reviews have a word-for-word twin anywhere in the source (IMDB has
+    some 400 texts twice, a few across the splits)."""
+    keys: dict[str, list[bytes]] = {}
+    counts: Counter = Counter()
+    for split in _SPLITS:
+        lengths, ranks = arrays[f"{split}_lengths"], arrays[f"{split}_ranks"]
+        ends = np.cumsum(lengths)
+        keys[split] = [ranks[end - n:end].tobytes() for n, end in zip(lengths, ends)]
+        counts.update(keys[split])
+    return {split: np.fromiter((counts[k] > 1 for k in keys[split]), dtype=bool,
+                               count=len(keys[split])) for split in _SPLITS}
+
+
+def held_out(arrays, count: int, seed: int) -> np.ndarray:
+    """The test reviews the grader keeps to itself: ``count`` indices into the cache's test
+    split (its fixed order: negatives, then positives, by review id), in a seeded random order,
+    so that the first n of them are a fair sample for any n. A review with a twin anywhere in
+    the source is never held out: its text would stay readable."""
+    n_test = len(arrays["test_lengths"])
+    if not 0 < count < n_test:
+        raise DataSourceError(f"The IMDB source has {n_test} test reviews; holding out {count} "
+                              "of them leaves none for the notebooks (or holds out none).")
+    order = np.random.RandomState(seed).permutation(n_test)
+    return order[~_twins(arrays)["test"][order]][:count]
+
+
+def _rank_keys() -> set[str]:
+    return {f"{split}_{part}" for split in _SPLITS for part in ("ranks", "lengths", "labels")}
+
+
+def load_held_out(num_words: int, maxlen: int, samples: int, *, count: int, seed: int,
+                  source=None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``samples`` held-out test reviews, encoded and padded as the exercise does
+    (``num_words``, start, out-of-vocabulary and index offsets of ``load_imdb``'s defaults)."""
+    arrays = _load_arrays(source, keys=_rank_keys())
+    if samples > count:
+        raise ValueError(f"{samples} reviews asked for, but only {count} are held out")
+    order = held_out(arrays, count, seed)[:samples]
+    words, lengths, labels = _encoded_splits(
+        arrays, num_words=num_words, skip_top=0, maxlen=None, seed=0, start_char=1, oov_char=2,
+        index_from=3, orders={"test": order})["test"]
+    return _pad_flat(words, lengths, maxlen), labels
+
+
+def _without(arrays: dict[str, np.ndarray], split: str, drop: np.ndarray) -> dict:
+    """One split's flat arrays without the reviews at the indices ``drop``."""
+    lengths = arrays[f"{split}_lengths"]
+    keep = np.ones(len(lengths), dtype=bool)
+    keep[drop] = False
+    return {f"{split}_ranks": arrays[f"{split}_ranks"][np.repeat(keep, lengths)],
+            f"{split}_lengths": lengths[keep], f"{split}_labels": arrays[f"{split}_labels"][keep]}
+
+
+def ensure_view(source=None, *, count: int, seed: int) -> Path:
+    """The kernel's view of ``source``: its cache without the ``count`` held-out test reviews,
+    written once beside the cache (atomically) and returned. Word ranks come from the training
+    reviews alone, so they are the full source's."""
+    src, cache = ensure_cache(source)
+    if src.kind == "view":
+        raise DataSourceError(f"The IMDB source {src.path} is a kernel's view (held-out reviews "
+                              "removed), not a source the grader can measure on.",
+                              path=str(src.path))
+    path = cache.with_name(f"{cache.stem}-view{_VIEW_FORMAT}-{count}-{seed}.npz")
+    if path.exists():
+        return path
+    arrays = _load_arrays(source)
+    view = {k: v for k, v in arrays.items() if not k.startswith("test_")}
+    view.update(_without(arrays, "test", held_out(arrays, count, seed)))
+    view[_VIEW_KEY] = np.array(json.dumps({"held_out": count, "seed": seed, "of": cache.name,
+                                           "format": _VIEW_FORMAT}))
+    _atomic_savez(path, view)
+    return path
+
+
 def ensure_cache(source=None) -> tuple[Source, Path]:
     """Resolve the source and make sure its cache exists, so that kernels only read it."""
     src = _concrete(source)
+    if src.kind == "view":
+        return src, src.path
     path = cache_dir() / f"imdb-{_source_key(src)}.npz"
     if not path.exists():
         _load_arrays(src.path)

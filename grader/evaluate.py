@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["inspect_archive", "describe_model", "imdb_metrics", "load_eval_data",
-           "evaluate_artifacts", "Evaluator", "misclassified_reviews", "decode_review",
-           "UnsafeModelError", "MAX_MODEL_BYTES", "refuse_unused_packages",
-           "reference_generate_movies"]
+__all__ = ["inspect_archive", "describe_model", "imdb_metrics", "movie_metrics",
+           "load_eval_data", "evaluate_artifacts", "Evaluator", "misclassified_reviews",
+           "decode_review", "UnsafeModelError", "MAX_MODEL_BYTES", "refuse_unused_packages",
+           "reference_generate_movies", "architecture", "first_difference", "PROGRESS"]
 
 MAX_MODEL_BYTES = 64 << 20
 MAX_CONFIG_BYTES = 4 << 20
@@ -42,6 +42,8 @@ _ALLOWED_MEMBERS = {"metadata.json", "config.json", "model.weights.h5"}
 _FORBIDDEN_CLASSES = {"Lambda", "TFSMLayer", "__lambda__", "function"}
 _KERAS_MODULE = re.compile(r"keras(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _PREDICT_BATCH = 512
+_BASELINE_SEED = 1234  # the untrained clone's weights: the same for every submission
+PROGRESS = "ex8-evaluator:"  # the lines that tell the grader which model is being measured
 
 
 class UnsafeModelError(Exception):
@@ -139,6 +141,56 @@ def _without_names(node: Any) -> Any:
     return node
 
 
+_NOT_ARCHITECTURE = {"build_input_shape", "build_config", "compile_config", "trainable"}
+
+
+def architecture(config: Any) -> Any:
+    """What two builds of one architecture share: the model's class and its layers' configs,
+    with the layers' names (``lstm``, ``lstm_1``) and every reference to them replaced by their
+    position, and without what a build or a training run adds (build shapes, compile settings)."""
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        return None
+    inner = config["config"]
+    layers = inner.get("layers") if isinstance(inner.get("layers"), list) else []
+    names = {}
+    for i, layer in enumerate(layers):
+        name = layer.get("name") or (layer.get("config") or {}).get("name") \
+            if isinstance(layer, dict) else None
+        if isinstance(name, str):
+            names.setdefault(name, f"#{i}")
+
+    def canon(node):
+        if isinstance(node, dict):
+            return {k: canon(v) for k, v in node.items()
+                    if k not in _BUILD_SPECIFIC and k not in _NOT_ARCHITECTURE}
+        if isinstance(node, list):
+            return [canon(v) for v in node]
+        return names.get(node, node) if isinstance(node, str) else node
+
+    rest = {k: v for k, v in inner.items() if k != "layers"}
+    return {"class": config.get("class_name"), "layers": canon(layers), "model": canon(rest)}
+
+
+def first_difference(a: Any, b: Any, trail: str = "") -> str | None:
+    """Where two plain-data trees first differ, as ``path: a vs b`` (None: they are equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = first_difference(a.get(key), b.get(key), f"{trail}.{key}" if trail else key)
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, f"{trail}[{i}]")
+            if found:
+                return found
+        return None
+    if a == b:
+        return None
+    show = (lambda v: json.dumps(v)[:60] if not isinstance(v, list) else f"{len(v)} items")
+    return f"{trail or 'the model'}: {show(a)} vs {show(b)}"
+
+
 # --------------------------------------------------------------------------- describing
 
 
@@ -207,10 +259,16 @@ def _compile_settings(cfg) -> dict | None:
         return None
 
     def name(obj):
+        if isinstance(obj, dict) and "class_name" not in obj:  # {output name: metrics}
+            return [n for v in obj.values() for n in _listed(name(v))]
         if isinstance(obj, dict):
-            return obj.get("class_name") or obj.get("config", {}).get("name")
+            if obj.get("class_name") == "function":  # keras.losses.binary_crossentropy
+                return obj.get("config") if isinstance(obj.get("config"), str) else None
+            config = obj.get("config")
+            return obj.get("class_name") or (config.get("name") if isinstance(config, dict)
+                                             else None)
         if isinstance(obj, (list, tuple)):
-            return [name(o) for o in obj]
+            return [n for o in obj for n in _listed(name(o))]
         return obj
 
     optimizer = cfg.get("optimizer")
@@ -218,12 +276,14 @@ def _compile_settings(cfg) -> dict | None:
     if isinstance(optimizer, dict) and isinstance(optimizer.get("config"), dict):
         lr = optimizer["config"].get("learning_rate")
         lr = lr if isinstance(lr, (int, float)) else None
-    metrics = cfg.get("metrics") or []
-    flat_metrics = []
-    for m in metrics if isinstance(metrics, list) else [metrics]:
-        flat_metrics.extend(name(m) if isinstance(name(m), list) else [name(m)])
-    return {"loss": name(cfg.get("loss")), "optimizer": name(optimizer), "learning_rate": lr,
-            "metrics": [m for m in flat_metrics if m is not None]}
+    loss = name(cfg.get("loss"))
+    return {"loss": loss[0] if isinstance(loss, list) and len(loss) == 1 else loss,
+            "optimizer": name(optimizer), "learning_rate": lr,
+            "metrics": [m for m in _listed(name(cfg.get("metrics") or [])) if m is not None]}
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 # --------------------------------------------------------------------------- measuring
@@ -261,6 +321,23 @@ def imdb_metrics(y_true: np.ndarray, prob: np.ndarray) -> dict:
     }
 
 
+def movie_metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
+    """Next-frame predictions against the true frames: binary cross-entropy (the exercise's
+    loss), the share of pixels on the right side of 0.5, and the mean squared error."""
+    truth = np.asarray(truth, dtype=np.float64)
+    pred = np.clip(np.asarray(pred, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return {"loss": float(-np.mean(truth * np.log(pred) + (1 - truth) * np.log1p(-pred))),
+            "pixel_accuracy": float(np.mean((pred > 0.5) == (truth > 0.5))),
+            "mse": float(np.mean((pred - truth) ** 2))}
+
+
+def _progress(event: str, task: str, role: str, what: str = "") -> None:
+    """One line on stdout: the grader times each model's measurement from these, and names the
+    one a memory or time limit stopped."""
+    print(PROGRESS, json.dumps({"event": event, "task": task, "role": role, "what": what,
+                                "time": time.time()}), flush=True)
+
+
 def reference_generate_movies():
     """The reference's ``generate_movies``, taken out of ``reference/solution.py`` alone.
 
@@ -291,15 +368,18 @@ class EvalData:
 
 
 def load_eval_data(rubric, profile, source=None) -> EvalData:
-    """The grader's own test subset, a train subset for the histogram, and its own movies."""
-    from .data import load_imdb_subsets
+    """The grader's own test reviews (held out of every notebook's data: ``grader.data``), a
+    train subset for the histogram, and its own movies."""
+    from .data import load_held_out, load_imdb_subsets
 
     ev, data = profile.evaluation, rubric.data
     seed = data.get("seed", 113)
-    subsets = load_imdb_subsets(data["top_words"], data["max_review_length"],
-                                {"test": ev["test_samples"], "train": ev["train_samples"]},
-                                seed=seed, source=source)
-    (x_test, y_test), (x_train, y_train) = subsets["test"], subsets["train"]
+    x_test, y_test = load_held_out(data["top_words"], data["max_review_length"],
+                                   ev["test_samples"], count=rubric.held_out["reviews"],
+                                   seed=rubric.held_out["seed"], source=source)
+    x_train, y_train = load_imdb_subsets(data["top_words"], data["max_review_length"],
+                                         {"train": ev["train_samples"]}, seed=seed,
+                                         source=source)["train"]
     state = np.random.get_state()
     np.random.seed(seed)  # the same movies for every submission
     try:
@@ -398,10 +478,12 @@ class Evaluator:
     (``finish``). Every model file is measured from a copy taken when its turn comes."""
 
     def __init__(self, artifacts: Path, rubric, profile, out: Path, source=None,
-                 data: EvalData | None = None):
+                 data: EvalData | None = None, skip: dict[str, str] | None = None):
         self.artifacts, self.rubric, self.profile, self.out, self.source = \
             artifacts, rubric, profile, out, source
         self.data = data
+        #: ``task.role`` -> why it is not measured (it exceeded a budget in an earlier run)
+        self.skip = dict(skip or {})
         self.infos: dict[tuple[str, str], dict] = {}
         self.arrays: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         self.configs: dict[tuple[str, str], dict] = {}
@@ -427,12 +509,27 @@ class Evaluator:
             self.arrays.pop((task.id, role), None)
             if copies[role] is None:
                 continue
-            info, arrays = self._measure(task, role, copies[role], names[role],
-                                         trained=copies.get("trained") is not None or
-                                         (self.artifacts / f"{task.id}.trained.keras").is_file())
+            if f"{task.id}.{role}" in self.skip:  # it exhausted a budget in an earlier run
+                info, arrays = {"error": self.skip[f"{task.id}.{role}"]}, {}
+            else:
+                _progress("start", task.id, role, self._what(task, role))
+                info, arrays = self._measure(task, role, copies[role], names[role],
+                                             trained=copies.get("trained") is not None or
+                                             (self.artifacts / f"{task.id}.trained.keras")
+                                             .is_file())
+                _progress("end", task.id, role)
             if early:
                 info["early"] = True
             self.infos[(task.id, role)], self.arrays[(task.id, role)] = info, arrays
+
+    def _what(self, task, role: str) -> str:
+        """What measuring a model does, for a sentence about a budget it exceeded."""
+        ev = self.profile.evaluation
+        if task.kind == "imdb" and role == "trained":
+            return f"predicting {ev['test_samples'] + ev['train_samples']:,} reviews"
+        if task.kind == "movies" and role == "trained":
+            return f"predicting {ev['movies']} movies of {ev['movie_frames']} frames"
+        return "loading and describing it"
 
     def _measure(self, task, role: str, path: Path, name: str, trained: bool):
         info: dict[str, Any] = {}
@@ -445,6 +542,7 @@ class Evaluator:
             twin = self._twin(task, role, config)
             if twin is not None:  # nothing of it is predicted: its description is all we need
                 info.update(twin, seconds=round(time.perf_counter() - started, 3))
+                self.configs[(task.id, role)] = config
                 return info, arrays
             model = _load_inspected(path)
             info.update(describe_model(model, config, input_shape))
@@ -458,42 +556,61 @@ class Evaluator:
             return info, arrays
         if self.data is None:
             self.data = load_eval_data(self.rubric, self.profile, self.source)
-        data = self.data
-        arrays.update(y_test=data.y_test, y_train=data.y_train)
+        arrays.update(y_test=self.data.y_test, y_train=self.data.y_train)
         try:
             if task.kind == "imdb" and role == "trained":
-                # one predict over test and train reviews: one pass, one traced function
-                both = np.concatenate((data.x_test, data.x_train))
-                prob = np.asarray(model.predict(both, batch_size=_PREDICT_BATCH, verbose=0),
-                                  dtype=np.float32).reshape(len(both), -1)[:, 0]
-                test_prob, train_prob = prob[:len(data.x_test)], prob[len(data.x_test):]
-                info["metrics"] = imdb_metrics(data.y_test, test_prob)
-                arrays[f"{task.id}_test_prob"] = test_prob
-                arrays[f"{task.id}_train_prob"] = train_prob
-            elif task.kind == "movies" and role == "fresh" and trained:
-                pass  # the trained model is measured on the movies; the same builder
-            elif task.kind == "movies":
-                predict = _movie_function(model, data.noisy.shape[2:])
-                pred = np.concatenate([predict(data.noisy[i:i + 4])
-                                       for i in range(0, len(data.noisy), 4)])
-                info["prediction_shape"] = list(np.shape(pred))
-                info["input_shape"] = list(data.noisy.shape)
-                if role == "trained":
-                    pred = np.asarray(pred, dtype=np.float64)
-                    truth = data.shifted
-                    info["metrics"] = {
-                        "pixel_accuracy": float(np.mean((pred > 0.5) == (truth > 0.5))),
-                        "mse": float(np.mean((pred - truth) ** 2))}
-                    arrays["bonus_track"] = _predict_frames(predict, data.noisy[-1])
-                    # the true frames without noise, as the exercise's last cell shows
-                    # them: frame t of a movie is frame t-1 of its shifted copy
-                    arrays["bonus_truth"] = np.concatenate(
-                        (data.noisy[-1][:1], data.shifted[-1][:-1]))
+                self._predict_reviews(task, model, info, arrays)
+            elif task.kind == "movies" and (role == "trained" or not trained):
+                # the builder's model is predicted only when there is no trained one: its
+                # shape is the trained model's, and the untrained baseline is our own clone
+                self._predict_movies(model, role, info, arrays)
         except Exception as exc:
             info["error"] = f"{name} loaded, but predicting failed " \
                             f"({type(exc).__name__}: {str(exc)[:300]})."
         info["seconds"] = round(time.perf_counter() - started, 3)
         return info, arrays
+
+    def _predict_reviews(self, task, model, info: dict, arrays: dict) -> None:
+        data = self.data
+        # one predict over test and train reviews: one pass, one traced function
+        both = np.concatenate((data.x_test, data.x_train))
+        prob = np.asarray(model.predict(both, batch_size=_PREDICT_BATCH, verbose=0),
+                          dtype=np.float32).reshape(len(both), -1)[:, 0]
+        test_prob, train_prob = prob[:len(data.x_test)], prob[len(data.x_test):]
+        info["metrics"] = imdb_metrics(data.y_test, test_prob)
+        info["metrics"]["held_out"] = True  # test reviews no notebook's data holds
+        arrays[f"{task.id}_test_prob"] = test_prob
+        arrays[f"{task.id}_train_prob"] = train_prob
+
+    def _predict_movies(self, model, role: str, info: dict, arrays: dict) -> None:
+        data = self.data
+        predict = _movie_function(model, data.noisy.shape[2:])
+        pred = np.concatenate([predict(data.noisy[i:i + 4])
+                               for i in range(0, len(data.noisy), 4)])
+        info["prediction_shape"] = list(np.shape(pred))
+        info["input_shape"] = list(data.noisy.shape)
+        if role != "trained" or np.shape(pred) != data.shifted.shape:
+            return
+        truth = data.shifted
+        info["metrics"] = {**movie_metrics(truth, pred),
+                           "untrained_loss": self._untrained_loss(model)}
+        arrays["bonus_track"] = _predict_frames(predict, data.noisy[-1])
+        # the true frames without noise, as the exercise's last cell shows them: frame t of a
+        # movie is frame t-1 of its shifted copy
+        arrays["bonus_truth"] = np.concatenate((data.noisy[-1][:1], data.shifted[-1][:-1]))
+
+    def _untrained_loss(self, model) -> float:
+        """The loss on our movies of the same architecture untrained: a clone of the model with
+        weights drawn afresh by its own initializers, from a fixed seed (nothing the kernel
+        computed: its builder's model could carry any weights)."""
+        import keras
+
+        keras.utils.set_random_seed(_BASELINE_SEED)
+        clone = keras.models.clone_model(model)
+        predict = _movie_function(clone, self.data.noisy.shape[2:])
+        pred = np.concatenate([predict(self.data.noisy[i:i + 4])
+                               for i in range(0, len(self.data.noisy), 4)])
+        return movie_metrics(self.data.shifted, pred)["loss"]
 
     def _twin(self, task, role: str, config: dict) -> dict | None:
         """The builder's model described without loading it, when its config is the trained
@@ -522,6 +639,12 @@ class Evaluator:
                 if (task.id, role) in self.infos:
                     entry[role] = self.infos[(task.id, role)]
                     arrays.update(self.arrays[(task.id, role)])
+            configs = [self.configs.get((task.id, role)) for role in ("trained", "fresh")]
+            if all(configs):  # is the measured model the builder's architecture?
+                difference = first_difference(*map(architecture, configs))
+                entry["same_architecture"] = difference is None
+                if difference:
+                    entry["architecture_difference"] = difference
             result["tasks"][task.id] = entry
         probs = {t.id: arrays[f"{t.id}_test_prob"] for t in self.rubric.tasks
                  if f"{t.id}_test_prob" in arrays}
@@ -539,12 +662,13 @@ class Evaluator:
 
 
 def evaluate_artifacts(artifacts: Path, rubric, profile, out: Path, source=None,
-                       data: EvalData | None = None) -> dict:
+                       data: EvalData | None = None, skip: dict[str, str] | None = None) -> dict:
     """Describe and measure every task's models; write evaluation.json and predictions.npz.
 
-    ``data`` is the grader's data when it was loaded ahead (see ``main``'s ``--wait``).
+    ``data`` is the grader's data when it was loaded ahead (see ``main``'s ``--wait``);
+    ``skip`` (``{"task.role": why}``) the models not to measure again, and why.
     """
-    return Evaluator(artifacts, rubric, profile, out, source, data).finish()
+    return Evaluator(artifacts, rubric, profile, out, source, data, skip).finish()
 
 
 #: packages Keras and TensorFlow import whenever they are installed, for what this process never
@@ -581,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rubric", type=Path)
     parser.add_argument("--profile", required=True)
     parser.add_argument("--data")
+    parser.add_argument("--skip", type=json.loads, default={},
+                        help='JSON {"task.role": why}: models not to measure (they exceeded a '
+                             'budget in an earlier run); their entry is an error saying why')
     parser.add_argument("--wait", action="store_true",
                         help="load TensorFlow and the data first, then wait for a line 'go' on "
                              "stdin (anything else: exit without evaluating)")
@@ -592,18 +719,19 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     rubric = load_rubric(args.rubric)
     profile = rubric.profile(args.profile)
+    # TensorFlow and the data first: no model's time budget (``grader.measure``) pays for them
+    import keras  # noqa: F401
+
+    evaluator = Evaluator(args.artifacts, rubric, profile, args.out, source=args.data,
+                          data=load_eval_data(rubric, profile, args.data), skip=args.skip)
+    evaluator.words()  # for the misclassified reviews, read now rather than at the end
     if not args.wait:
-        evaluate_artifacts(args.artifacts, rubric, profile, args.out, source=args.data)
+        evaluator.finish()
         return 0
     # Started beside the kernel: the import and the data cost nothing on the clock then, and
     # each task's trained model is measured as soon as the kernel hands it out ("task ID"). "go"
     # and a JSON object {task: [roles]} end it: the roles named were not saved again, so their
     # early measurement stands; everything else is measured now.
-    import keras  # noqa: F401
-
-    evaluator = Evaluator(args.artifacts, rubric, profile, args.out, source=args.data,
-                          data=load_eval_data(rubric, profile, args.data))
-    evaluator.words()  # for the misclassified reviews, read now rather than at the end
     for line in sys.stdin:
         word, _, rest = line.strip().partition(" ")
         if word == "task":  # the trained model: builders are called in the last cell only

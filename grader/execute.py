@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -29,6 +28,7 @@ from nbclient.util import ensure_async
 from traitlets import Integer, List, Type, Unicode
 
 from .errors import ExecutionError
+from .fstree import remove_tree
 from .quiet import TF_NOISE
 from .results import CellError
 from .sandbox import Confinement
@@ -36,9 +36,15 @@ from .submission import INJECTED_TAG, cell_numbers
 
 __all__ = ["ExecutionReport", "AfterCell", "run_notebook", "MAX_OUTPUT_BYTES"]
 
-#: stored output per cell; the rest is dropped as it arrives, so printing a gigabyte costs
-#: the grader nothing but the time to receive it
+#: stored output per cell, and in all; the rest is dropped as it arrives, so printing a
+#: gigabyte costs the grader nothing but the time to receive it. Display updates count too
+#: (``update_display_data`` rewrites an earlier output in place), and widgets' messages are
+#: not kept at all (the grader shows no widget).
 MAX_OUTPUT_BYTES = 1 << 20
+MAX_TOTAL_OUTPUT_BYTES = 16 << 20
+#: the messages that store something in the notebook
+_STORING = frozenset({"stream", "display_data", "execute_result", "error",
+                      "update_display_data"})
 #: a larger message from the kernel is dropped by zmq before it is read (its connection is reset
 #: and comes back): one 1 GB print would otherwise cost the grader 2 GB to receive and decode.
 #: Nothing that large could be stored anyway (the cap above is far smaller).
@@ -139,12 +145,52 @@ class AfterCell:
 
 
 class _CappedClient(NotebookClient):
-    """nbclient with a per-cell cap on stored output (its ``output`` hook point), and the
+    """nbclient with caps on stored output, per cell and in all (every message that stores
+    something passes ``process_message``, nbclient's one entry point for them), and the
     grader's own silent code after each cell (``after_cell``)."""
 
     max_output_bytes = MAX_OUTPUT_BYTES
+    max_total_bytes = MAX_TOTAL_OUTPUT_BYTES
     after_cell: AfterCell | None = None
     _after_cell_ready = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.output_bytes: dict[int, int] = {}  # per cell index: what its messages brought
+        self.total_bytes = 0
+        self.cut: set[int] = set()  # cells whose output was cut (the note is there)
+
+    def process_message(self, msg, cell, cell_index):
+        msg_type = msg.get("msg_type", "")
+        if msg_type.startswith("comm"):
+            return None  # widgets: never shown by the grader, so never kept
+        if msg_type not in _STORING:
+            return super().process_message(msg, cell, cell_index)
+        content = msg.get("content") or {}
+        if msg_type == "stream" and content.get("name") == "stderr":
+            text = TF_NOISE.sub("", str(content.get("text", "")))
+            if not text:
+                return None
+            content["text"] = text
+        size = len(str(content))
+        used = self.output_bytes.get(cell_index, 0)
+        room = min(self.max_output_bytes - used, self.max_total_bytes - self.total_bytes)
+        self.output_bytes[cell_index] = used + size
+        if size <= room:
+            self.total_bytes += size
+            return super().process_message(msg, cell, cell_index)
+        if msg_type == "stream" and room > 1024:  # keep the beginning of the text
+            content["text"] = str(content.get("text", ""))[:room - 1024]
+            self.total_bytes += room
+            super().process_message(msg, cell, cell_index)
+        if cell_index not in self.cut:
+            self.cut.add(cell_index)
+            whole = self.max_total_bytes - self.total_bytes < size
+            cell.outputs.append(nbformat.v4.new_output(
+                "stream", name="stderr", text="\n[ex8 grader: output of this cell cut at "
+                + (f"{self.max_total_bytes >> 20} MB for the whole notebook]\n" if whole
+                   else f"{self.max_output_bytes >> 10} KB]\n")))
+        return None
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None,
                                  store_history=True):
@@ -167,29 +213,6 @@ class _CappedClient(NotebookClient):
             code, silent=True, store_history=False, user_expressions=expressions,
             stop_on_error=False))
         return await self.async_wait_for_reply(msg_id)
-
-    def output(self, outs, msg, display_id, cell_index):
-        content = msg.get("content", {})
-        if msg.get("msg_type") == "stream" and content.get("name") == "stderr":
-            text = TF_NOISE.sub("", content.get("text", ""))
-            if not text:
-                return None
-            content["text"] = text
-        size = len(str(msg.get("content", "")))
-        used = self._output_bytes.get(cell_index, 0)
-        self._output_bytes[cell_index] = used + size
-        if used + size <= self.max_output_bytes:
-            return super().output(outs, msg, display_id, cell_index)
-        room = self.max_output_bytes - used - 1024
-        if msg.get("msg_type") == "stream" and room > 0:  # keep the beginning of the text
-            content["text"] = content.get("text", "")[:room]
-            super().output(outs, msg, display_id, cell_index)
-        if used <= self.max_output_bytes:
-            outs.append(nbformat.v4.new_output(
-                "stream", name="stderr",
-                text=f"\n[ex8 grader: output of this cell cut at {self.max_output_bytes >> 10} KB]\n"))
-        return None
-
 
 @dataclass
 class ExecutionReport:
@@ -327,7 +350,6 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
                            skip_cells_with_tag="ex8-grader-runs-every-cell",
                            shutdown_kernel="immediate",
                            resources={"metadata": {"path": str(workdir)}})
-    client._output_bytes = {}
     client.after_cell = after_cell
 
     def on_cell_execute(cell, cell_index):
@@ -432,7 +454,10 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         if confinement:
             oom = confinement.out_of_memory()
             confinement.close()  # every process the kernel left behind dies here
-        shutil.rmtree(ipc_dir, ignore_errors=True)
+        try:
+            remove_tree(ipc_dir)  # the kernel could write there: however deep
+        except OSError:
+            pass
     if watch and watch.tripped:
         report.event = "disk"
         report.kernel = (f"The run was stopped {report.last_cell}: the notebook wrote "

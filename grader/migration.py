@@ -138,7 +138,7 @@ def _print_fix(args: str) -> str:
         file, args = file.strip(), args.strip()
     end = args.endswith(",")
     args = args.rstrip(",").strip()
-    extra = [a for a in (f'end=" "' if end else "", f"file={file}" if file else "") if a]
+    extra = [a for a in ('end=" "' if end else "", f"file={file}" if file else "") if a]
     return "print(" + ", ".join(([args] if args else []) + extra) + ")"
 
 
@@ -459,12 +459,17 @@ def scan_source(source: str, numpy_names: set[str] | None = None) -> list[_Findi
         found += prints
         try:
             tree = _parse("\n".join(_blank(lines, prints)))
-        except SyntaxError:
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
             tree = None
+    except (RecursionError, MemoryError, ValueError):  # nested too deeply to parse; NUL bytes
+        tree = None
+    scanned = None
     if tree is not None:
-        found += _Scanner(lines, names, aliases).run(tree)
-    else:
-        found += _scan_lines(lines, names, aliases)
+        try:
+            scanned = _Scanner(lines, names, aliases).run(tree)
+        except RecursionError:  # an expression nested deeper than the visitor can follow
+            scanned = None
+    found += scanned if scanned is not None else _scan_lines(lines, names, aliases)
     merged: dict[tuple[str, int], _Finding] = {}
     for f in found:  # one finding per rule and line
         if (f.rule, f.line) in merged:

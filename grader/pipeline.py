@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -26,15 +26,26 @@ import nbformat
 
 from . import sandbox
 from .checks import REGISTRY, TaskContext
-from .data import ENV_CACHE, ENV_SOURCE, ensure_cache
+from .data import ENV_SOURCE, ensure_cache, ensure_view
 from .errors import GradingError, InfrastructureError, InputError, output_folder
 from .execute import AfterCell, ExecutionReport, run_notebook
+from .fstree import remove_tree
+from .measure import finish_evaluation, start_evaluator
 from .migration import find_hints
+from .readers import Unreadable, clean_history, read_harvest
 from .report.comparison import training_seconds
 from .results import CellError, CheckResult, SubmissionResult, TaskResult, from_dict
 from .rubric import Rubric, load_rubric
-from .submission import (HARVEST_TAG, Submission, cell_tasks, early_harvest, prepare_notebook,
-                         read_submission, task_answers)
+from .submission import (
+    HARVEST_TAG,
+    Submission,
+    cell_tasks,
+    definitions,
+    early_harvest,
+    prepare_notebook,
+    read_submission,
+    task_answers,
+)
 
 __all__ = ["grade_submission", "default_out_dir", "Run", "check_all", "validate", "prepare",
            "execute", "evaluate", "report", "rescore"]
@@ -47,9 +58,6 @@ CHECK_TITLES = {
     "movie_prediction": "predicts next frames", "manual": "written answer",
 }
 PRINTED_TOLERANCE = 0.02
-#: the evaluator measures early models while the notebook runs: on a busy core the kernel
-#: comes first (a tenth of its CPU claim), the evaluator uses what the kernel leaves idle
-EVALUATOR_CPU_WEIGHT = 10
 #: what a run leaves in its output folder besides the reports (which are rewritten anyway)
 STALE_OUTPUTS = ("harvest.json", "evaluation.json", "predictions.npz", "executed.ipynb",
                  "evaluator")
@@ -76,6 +84,7 @@ class Run:
     notebook: nbformat.NotebookNode | None = None
     owners: list[str | None] = field(default_factory=list)
     cache: Path | None = None
+    view: Path | None = None  # the kernel's IMDB data: the source without the held-out reviews
     workdir: Path | None = None
     artifacts: Path | None = None
     confinement: sandbox.Confinement | None = None
@@ -87,6 +96,7 @@ class Run:
     threads: int | None = None  # the kernel's thread budget (a batch shares the cores out)
     evaluator: sandbox.ConfinedProcess | None = None  # started early, waiting for its go
     early: list[str] = field(default_factory=list)  # tasks handed to the evaluator early
+    harvest_problem: str | None = None  # why harvest.json, which the kernel wrote, was refused
     ahead: ThreadPoolExecutor | None = None  # report work done while waiting (``_ahead``)
 
 
@@ -99,20 +109,17 @@ def validate(run: Run) -> None:
     src, cache = ensure_cache(run.data)
     run.data = str(src.path)
     run.cache = cache
+    run.view = ensure_view(run.data, count=run.rubric.held_out["reviews"],
+                           seed=run.rubric.held_out["seed"])
 
 
 def prepare(run: Run) -> None:
     """Step 2: a fresh work folder, the notebook with parameters injected and harvest appended."""
     run.workdir = run.out / "work"
-    if run.workdir.exists():
-        shutil.rmtree(run.workdir)
-    # an earlier run's artifacts must not be reported as this run's (its plots, say)
-    for name in STALE_OUTPUTS:
-        stale = run.out / name
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale)
-        else:
-            stale.unlink(missing_ok=True)
+    # what an earlier kernel left, however deep (fstree); and an earlier run's artifacts,
+    # which must not be reported as this run's (its plots, say)
+    for stale in (run.workdir, *(run.out / name for name in STALE_OUTPUTS)):
+        remove_tree(stale)
     run.workdir.mkdir(parents=True)
     if run.sub.kind == "module":
         shutil.copyfile(run.submission, run.workdir / "submission.py")
@@ -120,27 +127,9 @@ def prepare(run: Run) -> None:
     run.notebook = nb
     run.artifacts = run.workdir / artifact_name
     run.owners = cell_tasks(nb, run.rubric.tasks)
-    run.confinement = sandbox.plan(run.workdir, data_env={
-        ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)}, threads=run.threads,
-        timeout=run.total_timeout)
-
-
-def _start_evaluator(run: Run) -> sandbox.ConfinedProcess:
-    """The evaluator, confined, started beside the kernel: it imports TensorFlow and loads the
-    grader's data while the notebook runs, then waits for ``evaluate`` to say go.
-
-    It sees the work folder read-only (the artifact folder does not exist yet), the rubric and
-    the data; it writes into its own folder, and -P keeps that folder (its cwd) off sys.path.
-    """
-    evaldir = run.out / "evaluator"
-    cmd = [sys.executable, "-P", "-m", "grader.evaluate", str(run.artifacts), str(evaldir),
-           "--rubric", str(run.rubric.path), "--profile", run.profile.name, "--data", run.data,
-           "--wait"]
-    return sandbox.start_confined(
-        cmd, workdir=evaldir, readable=[run.workdir, run.rubric.path], out=run.out,
-        data_env={ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)},
-        outputs=("evaluation.json", "predictions.npz"), threads=run.threads,
-        timeout=max(600.0, run.total_timeout / 2), cpu_weight=EVALUATOR_CPU_WEIGHT)
+    # the kernel sees its view of the data only: never the source, the cache, the held-out reviews
+    run.confinement = sandbox.plan(run.workdir, data_env={ENV_SOURCE: str(run.view)},
+                                   threads=run.threads, timeout=run.total_timeout)
 
 
 def _early_handout(run: Run) -> AfterCell:
@@ -165,8 +154,9 @@ def _early_handout(run: Run) -> AfterCell:
                 continue
             run.early.append(tid)
             run.evaluator.send(f"task {tid}")
-            if isinstance(item.get("history"), dict):
-                _ahead(run, history_plot, item["history"])
+            history = clean_history(item.get("history"))  # the kernel's word: validated
+            if history:
+                _ahead(run, history_plot, history)
 
     return AfterCell(setup, code, expression, handle, skip_tag=HARVEST_TAG)
 
@@ -184,23 +174,22 @@ def execute(run: Run) -> None:
     """Step 3 (and 4, the harvest cell): run the notebook in its own kernel."""
     from .report import warm
 
-    run.evaluator = _start_evaluator(run)
+    run.evaluator = start_evaluator(run)
     _ahead(run, warm)
     run.execution = run_notebook(
         run.notebook, run.workdir, env=run.confinement.env, cell_timeout=run.cell_timeout,
         total_timeout=run.total_timeout, owners=run.owners, confinement=run.confinement,
         after_cell=_early_handout(run))
-    path = run.artifacts / "harvest.json"
     if run.artifacts.is_symlink():  # the notebook's doing: it may point at anyone's files
         run.execution.kernel = run.execution.kernel or (
             "The notebook replaced the grader's artifact folder with a link, so nothing it "
             "produced was graded.")
-    elif path.is_file() and not path.is_symlink() and path.stat().st_size < (8 << 20):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            run.harvest = data if isinstance(data, dict) else {}
-        except (ValueError, UnicodeDecodeError):
-            run.harvest = {}
+    elif run.artifacts.is_dir():
+        try:  # the kernel wrote it: validated, bounded, and only what the checks read is kept
+            run.harvest = read_harvest(run.artifacts / "harvest.json",
+                                       [t.id for t in run.rubric.tasks])
+        except Unreadable as exc:
+            run.harvest_problem = f"the grader's harvest could not be used: {exc}"
     if run.harvest:  # kept beside the results: re-scoring and reports read it from there
         (run.out / "harvest.json").write_text(json.dumps(run.harvest))
 
@@ -220,35 +209,23 @@ def evaluate(run: Run) -> None:
     from .report import draw_histories
 
     _ahead(run, draw_histories, run.harvest)  # drawn early unless they changed since
-    try:
-        proc = evaluator.finish("go " + json.dumps(keep))
-    except subprocess.TimeoutExpired as exc:
-        raise InfrastructureError("The evaluation of the harvested models took too long.",
-                                  path=str(run.submission)) from exc
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        raise InfrastructureError(f"The evaluation process failed (exit {proc.returncode}): "
-                                  f"{tail}", path=str(run.submission))
-    try:
-        run.evaluation = json.loads((run.out / "evaluation.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise InfrastructureError(f"The evaluation process left no readable results "
-                                  f"({type(exc).__name__}: {exc}).",
-                                  path=str(run.submission)) from exc
+    run.evaluation = finish_evaluation(run, evaluator, keep)
 
 
-def _task_context(run: Run, task, answers=()) -> TaskContext:
+def _task_context(run: Run, task, answers=(), errors=()) -> TaskContext:
     not_run = None
     if not run.harvest:
         not_run = run.execution.kernel if run.execution and run.execution.kernel else \
-            "the notebook did not reach its last cell"
+            run.harvest_problem or "the notebook did not reach its last cell"
         not_run = not_run.rstrip(".")
     return TaskContext(task=task, profile=run.profile, rubric=run.rubric,
                        harvest=(run.harvest.get("tasks") or {}).get(task.id) or {},
                        namespace=run.harvest.get("namespace") or {},
                        evaluation=(run.evaluation.get("tasks") or {}).get(task.id) or {},
                        artifacts=run.artifacts if run.harvest else None, answers=answers,
-                       not_run=not_run)
+                       not_run=not_run, errors=tuple(errors),
+                       defined_in=definitions(run.execution.notebook, (task.builder,))
+                       if run.execution else {})
 
 
 def check_all(rubric: Rubric, profile, contexts: dict[str, TaskContext],
@@ -285,7 +262,12 @@ def check_all(rubric: Rubric, profile, contexts: dict[str, TaskContext],
 
 
 def printed_accuracy_flags(run: Run) -> list[str]:
-    """Compare the accuracy a notebook printed with the one measured on the same reviews."""
+    """Compare the accuracy a notebook printed with the one the grader measured.
+
+    They are measured on different reviews (the notebook's test reviews, the grader's held-out
+    ones), so a flag needs a difference of more than four standard errors of the two estimates
+    (and at least ``PRINTED_TOLERANCE``).
+    """
     flags = []
     if not run.execution:
         return flags
@@ -297,14 +279,29 @@ def printed_accuracy_flags(run: Run) -> list[str]:
             text = output.get("text") or output.get("data", {}).get("text/plain", "")
             for m in _PRINTED_ACCURACY.finditer(str(text)):
                 printed[owner] = float(m.group(1))
+    shown = run.profile.parameters.get("TEST_SAMPLES") or run.rubric.held_out["reviews"]
     for task in run.rubric.tasks:
-        measured = (run.evaluation.get("tasks", {}).get(task.id, {}).get("trained", {})
-                    .get("metrics", {}).get("accuracy"))
-        if task.id in printed and measured is not None \
-                and abs(printed[task.id] - measured) > PRINTED_TOLERANCE:
+        metrics = (run.evaluation.get("tasks", {}).get(task.id, {}).get("trained", {})
+                   .get("metrics", {}))
+        measured, samples = metrics.get("accuracy"), metrics.get("samples")
+        if task.id not in printed or measured is None or not samples:
+            continue
+        p = min(max(measured, 0.05), 0.95)
+        tolerance = max(PRINTED_TOLERANCE, 4 * math.sqrt(p * (1 - p) * (1 / samples + 1 / shown)))
+        if abs(printed[task.id] - measured) > tolerance:
             flags.append(f"{task.title}: the notebook printed accuracy {printed[task.id]:.4f}, "
-                         f"the grader measured {measured:.4f} on the same test reviews.")
+                         f"the grader measured {measured:.4f} on {samples:,} held-out test "
+                         f"reviews, further apart than chance explains (±{tolerance:.3f}).")
     return flags
+
+
+def held_out_flags(run: Run) -> list[str]:
+    """Say so when the machine could not hide the held-out reviews from the notebook."""
+    if run.confinement is None or run.confinement.hides_files:
+        return []
+    return ["The accuracy was measured on test reviews held out of the notebook's data, but "
+            "this machine has no filesystem view (bubblewrap), so the notebook could have read "
+            "them from the IMDB source."]
 
 
 def report(result: SubmissionResult, run: Run | None, out: Path) -> None:
@@ -367,7 +364,8 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
         return result
 
     answers = {t.id: task_answers(run.sub.notebook, t.id) for t in rubric.tasks}
-    contexts = {t.id: _task_context(run, t, answers[t.id]) for t in rubric.tasks}
+    contexts = {t.id: _task_context(run, t, answers[t.id], run.execution.errors)
+                for t in rubric.tasks}
     tasks = check_all(rubric, prof, contexts, run.execution.errors)
     hints = find_hints(run.execution.notebook, run.execution.errors, run.owners,
                        module=run.submission if run.sub.kind == "module" else None)
@@ -375,10 +373,13 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
         submission=str(path), profile=profile, status="graded", tasks=tuple(tasks),
         errors=tuple(run.execution.errors), kernel=run.execution.kernel,
         kernel_event=run.execution.event,
-        flags=tuple(printed_accuracy_flags(run)), confinement=tuple(run.confinement.layers),
+        flags=tuple(printed_accuracy_flags(run) + held_out_flags(run)), confinement=tuple(run.confinement.layers),
         execution_time=time.monotonic() - started, rubric_digest=rubric.digest,
         extra={"notes": list(run.sub.notes), "kind": run.sub.kind,
                "kernel_seconds": round(run.execution.seconds, 2),
+               "artifacts": run.artifacts.name,
+               "held_out": {"reviews": run.rubric.held_out["reviews"],
+                            "hidden": run.confinement.hides_files},
                "training_seconds": training_seconds(run.execution.notebook, run.owners)},
         hints=tuple(hints))
     report(result, run, out)
@@ -399,13 +400,20 @@ def rescore(out: Path, rubric: Rubric) -> SubmissionResult:
     nb = nbformat.read(executed, as_version=4) if executed.is_file() else None
     run = Run(submission=Path(stored.submission), rubric=rubric, profile=prof, out=out)
     if (out / "harvest.json").is_file():
-        run.harvest = json.loads((out / "harvest.json").read_text(encoding="utf-8"))
+        try:  # written by the grader from a validated harvest: validated again all the same
+            run.harvest = read_harvest(out / "harvest.json", [t.id for t in rubric.tasks])
+        except Unreadable:
+            run.harvest = {}
         run.evaluation = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
-        run.artifacts = next((out / "work").glob("artifacts-*"), None)
+        # exactly the folder the grading read (result.json names it), never a glob's pick
+        name = stored.extra.get("artifacts")
+        folder = out / "work" / name if isinstance(name, str) and "/" not in name else None
+        run.artifacts = folder if folder is not None and folder.is_dir() and \
+            not folder.is_symlink() else None
     if nb is not None:  # only its kernel sentence matters to the checks
         run.execution = ExecutionReport(notebook=nb, kernel=stored.kernel)
-    contexts = {t.id: _task_context(run, t, task_answers(nb, t.id) if nb else ())
-                for t in rubric.tasks}
+    contexts = {t.id: _task_context(run, t, task_answers(nb, t.id) if nb else (),
+                                    stored.errors) for t in rubric.tasks}
     result = replace(stored, tasks=tuple(check_all(rubric, prof, contexts, stored.errors)),
                      rubric_digest=rubric.digest)
     report(result, None, out)

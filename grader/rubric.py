@@ -23,6 +23,8 @@ __all__ = ["Rubric", "TaskSpec", "CheckSpec", "Profile", "load_rubric", "default
            "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
+#: test reviews the grader measures on and no notebook can read, unless the rubric says otherwise
+HELD_OUT = {"reviews": 10000, "seed": 20260}
 _COMMON_KEYS = {"id", "check", "points", "profiles", "visibility", "hint"}
 
 
@@ -91,6 +93,11 @@ class Rubric:
     def task(self, task_id: str) -> TaskSpec:
         return next(t for t in self.tasks if t.id == task_id)
 
+    @property
+    def held_out(self) -> Mapping[str, int]:
+        """``reviews`` and ``seed`` of the test reviews held out of every notebook's data."""
+        return self.data.get("held_out") or HELD_OUT
+
 
 def _where(err: jsonschema.ValidationError, raw: dict) -> str:
     path = list(err.absolute_path)
@@ -139,6 +146,13 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         raise RubricError(f"The rubric {path} is invalid at {_where(err, raw)}: {err.message}.",
                           path=str(path))
 
+    held = (raw["data"].get("held_out") or HELD_OUT)["reviews"]
+    for name, p in raw["profiles"].items():
+        if p["evaluation"]["test_samples"] > held:
+            raise RubricError(f"The rubric {path} is invalid at key 'profiles.{name}.evaluation."
+                              f"test_samples': {p['evaluation']['test_samples']} is more than "
+                              f"the {held} held-out reviews (data.held_out.reviews).",
+                              path=str(path))
     profiles = {name: Profile(name=name, parameters=MappingProxyType(dict(p["parameters"])),
                               timeout=float(p["timeout"]), cell_timeout=float(p["cell_timeout"]),
                               evaluation=MappingProxyType(dict(p["evaluation"])),
@@ -163,6 +177,9 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
                                   f"{', '.join(sorted(REGISTRY))}).", path=str(path), task=t["id"])
             options = {k: v for k, v in c.items() if k not in _COMMON_KEYS}
             problem = entry.validate(options, profiles=set(profiles))
+            if not problem and not entry.scored and c["points"]:
+                problem = (f"check {c['check']!r} reads only what the notebook reported, which "
+                           "earns no points: give it 'points: 0'")
             if problem:
                 raise RubricError(f"{where}: {problem}.", path=str(path), task=t["id"])
             for name in c.get("profiles", []):

@@ -18,7 +18,6 @@ import importlib.util
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import stat
 import subprocess
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from .fstree import chown_tree, remove_tree
 from .quiet import QUIET_ENV
 
 __all__ = ["Confinement", "ConfinedProcess", "Limits", "LIMITS", "plan", "start_confined",
@@ -373,6 +373,7 @@ class Confinement:
     marker: str = ""  # an environment entry that finds the run's processes without cgroups
     memory_text: str = ""  # the memory limit, for messages ("4 GiB")
     kernel_args: list[str] = field(default_factory=list)  # for ipykernel, when it is the kernel
+    hides_files: bool = False  # only what was bound is visible (bubblewrap's filesystem view)
     _closed: bool = False
 
     def out_of_memory(self) -> bool:
@@ -403,9 +404,9 @@ class Confinement:
         if self.cgroups:
             self.cgroups.remove()
         if self.ipc_dir:
-            shutil.rmtree(self.ipc_dir, ignore_errors=True)
+            _remove_quietly(self.ipc_dir)
         if self.uid is not None and self.workdir is not None:
-            _chown_tree(self.workdir, os.getuid(), os.getgid())
+            chown_tree(self.workdir, os.getuid(), os.getgid())
         return left
 
 
@@ -434,13 +435,12 @@ def _kill_marked(marker: str) -> int:
     return killed
 
 
-def _chown_tree(top: Path, uid: int, gid: int) -> None:
-    for folder, dirs, files in os.walk(top):
-        for name in (folder, *(os.path.join(folder, n) for n in dirs + files)):
-            try:
-                os.lchown(name, uid, gid)  # never follows a link the kernel planted
-            except OSError:
-                pass
+def _remove_quietly(top: Path) -> None:
+    """Remove a folder a confined process wrote (however deep: ``fstree``), as far as it goes."""
+    try:
+        remove_tree(top)
+    except OSError:
+        pass
 
 
 def _fresh_uid() -> int:
@@ -661,6 +661,7 @@ def plan(workdir: Path, *, data_env: dict[str, str], threads: int | None = None,
     if mode == "bwrap":
         prefix += [_tool("bwrap"), *_bwrap_args(workdir, conf.ipc_dir, readable, list(show),
                                                 list(hide), limits, home), "--"]
+        conf.hides_files = True
         conf.layers += ["no network", "own process namespace",
                         "filesystem view (system and Python read-only, only the work folder "
                         "writable, grader files and other submissions hidden)"]
@@ -692,7 +693,8 @@ def plan(workdir: Path, *, data_env: dict[str, str], threads: int | None = None,
 class ConfinedProcess:
     """A confined helper started ahead of time: ``send`` gives it a line of work, ``finish``
     its last line and waits, ``cancel`` ends it. Its stdout and stderr go to a temporary file,
-    so a helper that talks while it waits can never block on a full pipe."""
+    so a helper that talks while it waits can never block on a full pipe; ``output`` reads
+    what it has said so far (a supervisor follows its progress there)."""
 
     def __init__(self, proc, conf, outputs: tuple[str, ...], out: Path, timeout: float, log):
         self.proc, self.conf, self.outputs, self.out, self.timeout, self.log = \
@@ -707,6 +709,28 @@ class ConfinedProcess:
             return False
         return True
 
+    def close_input(self, line: str | None = None) -> None:
+        """Its last line (if any), then the end of its input."""
+        if line is not None:
+            self.send(line)
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def output(self, limit: int = 1 << 20) -> str:
+        """What it has written so far (the last ``limit`` bytes)."""
+        size = os.fstat(self.log.fileno()).st_size
+        return os.pread(self.log.fileno(), limit, max(0, size - limit)).decode("utf-8",
+                                                                              "replace")
+
+    def out_of_memory(self) -> bool:
+        """Whether its memory limit killed it (read before ``collect``)."""
+        return self.conf.out_of_memory()
+
     def finish(self, line: str = "go") -> subprocess.CompletedProcess:
         """Send ``line`` (``go``), wait, and move its outputs into place."""
         try:
@@ -716,14 +740,19 @@ class ConfinedProcess:
             raise
         except BrokenPipeError:
             self.proc.wait(timeout=self.timeout)
+        return self.collect()
+
+    def collect(self) -> subprocess.CompletedProcess:
+        """After it has ended: undo its confinement, move its outputs into place, and return
+        its exit code and what it said."""
+        self.proc.wait()
         self.conf.close()
         for name in self.outputs:
             path = self.conf.workdir / name
             if path.is_file() and not path.is_symlink():
                 os.replace(path, self.out / name)
-        shutil.rmtree(self.conf.workdir, ignore_errors=True)
-        self.log.seek(0)
-        talk = self.log.read().decode("utf-8", "replace")
+        _remove_quietly(self.conf.workdir)
+        talk = self.output()
         self.log.close()
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, "", talk)
 
@@ -734,7 +763,7 @@ class ConfinedProcess:
             self.proc.communicate()
         self.conf.close()
         self.log.close()
-        shutil.rmtree(self.conf.workdir, ignore_errors=True)
+        _remove_quietly(self.conf.workdir)
 
 
 def start_confined(argv: list[str], *, workdir: Path, data_env: dict[str, str],
@@ -747,8 +776,7 @@ def start_confined(argv: list[str], *, workdir: Path, data_env: dict[str, str],
     must not reach the network, the other submissions or the grader's files. ``cpu_weight``
     below 100 makes it yield the CPU to the kernel while both run (with a cgroup).
     """
-    if workdir.exists():
-        shutil.rmtree(workdir)
+    _remove_quietly(workdir)
     conf = plan(workdir, data_env=data_env, threads=threads, readable=readable,
                 show=("grader", "reference", "rubrics"), hide=(), sockets=False,
                 timeout=timeout, limits=replace(LIMITS, cpu_weight=cpu_weight))

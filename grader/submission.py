@@ -20,12 +20,16 @@ import nbformat
 from . import harvest as _harvest_module
 from .checks.movies import MOVIES_CALL
 from .errors import InputError
+from .readers import _depth
 
 __all__ = ["Submission", "read_submission", "prepare_notebook", "cell_tasks", "task_answers",
            "MAX_SUBMISSION_BYTES", "INJECTED_TAG", "HARVEST_TAG", "early_harvest",
-           "is_grader_cell", "cell_numbers"]
+           "is_grader_cell", "cell_numbers", "definitions"]
 
 MAX_SUBMISSION_BYTES = 50 << 20
+#: a notebook's JSON nests about 6 levels (widget states in its metadata, a few more); deeper
+#: is refused before any library recurses through it
+MAX_NOTEBOOK_DEPTH = 64
 INJECTED_TAG = "injected-parameters"
 HARVEST_TAG = "ex8-harvest"
 KERNEL_NAME = "python3"
@@ -79,6 +83,9 @@ def read_submission(path: str | Path) -> Submission:
                              path=str(path)) from exc
         except ValueError as exc:
             raise InputError(f"{path} does not compile: {exc}.", path=str(path)) from exc
+        except (RecursionError, MemoryError) as exc:
+            raise InputError(f"{path} does not compile: an expression is nested too deeply.",
+                             path=str(path)) from exc
         return Submission(path, "module", wrap_module(path, text))
     return Submission(path, "notebook", _parse_notebook(path, text))
 
@@ -87,8 +94,16 @@ def _parse_notebook(path: Path, text: str) -> nbformat.NotebookNode:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not a notebook: not valid JSON (line {exc.lineno}, column "
-                         f"{exc.colno}: {exc.msg}).", path=str(path)) from exc
+        what = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg  # "...string starting at"
+        raise InputError(f"{path} is not a notebook: not valid JSON ({what[:1].lower()}"
+                         f"{what[1:]} at line {exc.lineno}, column {exc.colno}).",
+                         path=str(path)) from exc
+    except RecursionError as exc:
+        raise InputError(f"{path} is not a notebook the grader reads: its JSON is nested too "
+                         "deeply.", path=str(path)) from exc
+    if _depth(raw, MAX_NOTEBOOK_DEPTH) > MAX_NOTEBOOK_DEPTH:
+        raise InputError(f"{path} is not a notebook the grader reads: its JSON is nested more "
+                         f"than {MAX_NOTEBOOK_DEPTH} levels deep.", path=str(path))
     if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
         raise InputError(f"{path} is JSON but not a Jupyter notebook (no cells).", path=str(path))
     major = raw.get("nbformat")
@@ -125,7 +140,7 @@ def wrap_module(path: Path, text: str) -> nbformat.NotebookNode:
     nb.cells.append(params)
     importing = cell(
         "import importlib.util, sys\n"
-        f"_spec = importlib.util.spec_from_file_location('submission', 'submission.py')\n"
+        "_spec = importlib.util.spec_from_file_location('submission', 'submission.py')\n"
         "submission = importlib.util.module_from_spec(_spec)\n"
         "sys.modules['submission'] = submission\n"
         "_spec.loader.exec_module(submission)\n"
@@ -226,9 +241,20 @@ def prepare_notebook(sub: Submission, parameters: dict, tasks) -> tuple[nbformat
         c.metadata.pop("execution", None)
     injected = nbformat.v4.new_code_cell(_params_source(parameters))
     injected.metadata["tags"] = [INJECTED_TAG]
+    stale = [i for i, c in enumerate(nb.cells) if INJECTED_TAG in c.metadata.get("tags", [])]
     position = next((i for i, c in enumerate(nb.cells)
                      if "parameters" in c.metadata.get("tags", [])), None)
-    if position is None:
+    if stale:
+        # papermill's way: an earlier run's injected parameters are replaced where they stand
+        # (the cell keeps its number: it was the student's); a second one would set stale
+        # values again, so it is emptied
+        injected.metadata["ex8"] = {"replaces_cell": True}
+        nb.cells[stale[0]] = injected
+        for i in stale[1:]:
+            nb.cells[i].source = "# ex8 grader: stale injected parameters removed"
+        sub.notes.append("The notebook carried injected parameters from an earlier papermill "
+                         "run: the grader's replaced them.")
+    elif position is None:
         sub.notes.append("No cell is tagged 'parameters': the grader's parameters were put at "
                          "the top of the notebook.")
         nb.cells.insert(0, injected)
@@ -247,8 +273,13 @@ def prepare_notebook(sub: Submission, parameters: dict, tasks) -> tuple[nbformat
 
 
 def is_grader_cell(cell) -> bool:
-    """The injected parameters cell or the harvest cell: the grader's, not the student's."""
-    tags = cell.get("metadata", {}).get("tags", [])
+    """The injected parameters cell or the harvest cell: the grader's, not the student's (but
+    injected parameters that replaced a papermill cell of the notebook keep that cell's
+    place)."""
+    meta = cell.get("metadata", {})
+    tags = meta.get("tags", [])
+    if INJECTED_TAG in tags and meta.get("ex8", {}).get("replaces_cell"):
+        return False
     return INJECTED_TAG in tags or HARVEST_TAG in tags
 
 
@@ -307,3 +338,22 @@ def task_answers(nb: nbformat.NotebookNode, task_id: str) -> tuple[str, ...]:
         if text:
             answers.append(text)
     return tuple(answers)
+
+
+def definitions(nb: nbformat.NotebookNode, names) -> dict[str, int]:
+    """The cell that defines each of ``names`` (``def name(`` or ``name =`` at the start of a
+    line; the last one counts), numbered as ``cell_numbers`` numbers it. A ``.py`` module's
+    names are all defined by the wrapper's cell that imports it."""
+    found: dict[str, int] = {}
+    for c, number in zip(nb.cells, cell_numbers(nb)):
+        if c.cell_type != "code" or number is None:
+            continue
+        if str(c.metadata.get("ex8", {}).get("label", "")).startswith("the import of"):
+            for name in names:
+                found.setdefault(name, number)
+            continue
+        for name in names:
+            if re.search(rf"^[ \t]*(?:def[ \t]+{re.escape(name)}[ \t]*\(|{re.escape(name)}"
+                         rf"[ \t]*=(?!=))", c.source, re.M):
+                found[name] = number
+    return found

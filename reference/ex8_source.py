@@ -249,7 +249,10 @@ evaluate(X_test, y_test, X_train[:len(X_test)], y_train[:len(X_test)], rnn_model
 # - Evaluate the performance of the model and compare it with the RNN model
 #
 # Write the model in `build_lstm_model()` (it returns the compiled model), train it as
-# `lstm_model`, and keep the result of `fit` as `lstm_history`.
+# `lstm_model`, and keep the result of `fit` as `lstm_history`. Train with the notebook's
+# parameters, `fit(..., epochs=EPOCHS, batch_size=BATCH_SIZE)`, as the worked example does: the
+# grader sets them (a few epochs on part of the data, so that grading takes minutes), and a
+# history with another number of epochs is reported.
 #
 # Because it is a binary classification problem, log loss is used as the loss function
 # (`binary_crossentropy` in Keras). The efficient ADAM optimization algorithm is used. A large
@@ -317,8 +320,8 @@ evaluate(X_test, y_test, X_train[:len(X_test)], y_train[:len(X_test)], lstm_mode
 # - Train the model and plot the loss and accuracy over epochs
 # - Evaluate the performance of the model and compare it with the previous models
 #
-# Write the model in `build_lstm_dropout_model()`, train it as `lstm_dropout_model` and keep
-# the result of `fit` as `lstm_dropout_history`.
+# Write the model in `build_lstm_dropout_model()`, train it as `lstm_dropout_model` (with
+# `epochs=EPOCHS, batch_size=BATCH_SIZE`) and keep the result of `fit` as `lstm_dropout_history`.
 
 # %% tags=module task=task2
 def build_lstm_dropout_model():
@@ -375,8 +378,8 @@ evaluate(X_test, y_test, X_train[:len(X_test)], y_train[:len(X_test)], lstm_drop
 # - Train the model and plot the loss and accuracy over epochs
 # - Evaluate the performance of the model and compare it with the previous models
 #
-# Write the model in `build_cnn_lstm_model()`, train it as `cnn_lstm_model` and keep the result
-# of `fit` as `cnn_lstm_history`. (Keras 3: `Conv1D` and `MaxPooling1D` are in `keras.layers`;
+# Write the model in `build_cnn_lstm_model()`, train it as `cnn_lstm_model` (with
+# `epochs=EPOCHS, batch_size=BATCH_SIZE`) and keep the result of `fit` as `cnn_lstm_history`. (Keras 3: `Conv1D` and `MaxPooling1D` are in `keras.layers`;
 # `keras.layers.convolutional` no longer exists.)
 
 # %% tags=module task=task3
@@ -509,7 +512,9 @@ def build_convlstm_model():
 # ### 1.9.2 Train the network
 #
 # Beware: this takes time (about 1.3 s per movie and epoch on two CPU cores). The last sixth of
-# the movies is kept aside to test the network.
+# the movies is kept aside to test the network. Train `convlstm_model` (the model
+# `build_convlstm_model()` returns) with `epochs=MOVIE_EPOCHS` and keep the result of `fit` as
+# `convlstm_history`: the grader sets the number of movies and epochs.
 
 # %% task=bonus
 ### BEGIN SOLUTION

@@ -22,7 +22,9 @@ import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 import nbformat
 import pytest
@@ -31,6 +33,7 @@ from grader import sandbox
 from grader.evaluate import UnsafeModelError, inspect_archive
 from grader.execute import MAX_OUTPUT_BYTES, run_notebook
 from grader.pipeline import grade_submission
+from grader.rubric import load_rubric
 
 from .adversarial import build
 from .browser import visit
@@ -42,14 +45,40 @@ CORPUS = Path(build.__file__).parent
 LIMITS = sandbox.Limits(memory=2560 << 20, file_size=32 << 20, disk=128 << 20, tmpfs=64 << 20)
 #: runs that must hang or idle are cut short; everything else has the profile's limits
 OPTIONS = {
+    "bag_of_words_models_trained_on_every_review_score_no_accuracy": {"profile": "quick"},
+    "untrained_bonus_model_earns_no_learns_points": {"profile": "quick"},
+    "model_too_slow_to_predict_fails_its_task_alone": {"model_seconds": 20},
     "sleeping_forever_is_stopped_by_the_cell_limit": {"cell_timeout": 60},
     "ignoring_interrupts_is_stopped_by_the_total_limit": {"timeout": 75, "cell_timeout": 600},
     "fork_bomb_is_contained": {"cell_timeout": 30},
 }
 #: first the ones that mostly wait, so that they overlap with the rest
-ORDER = ["ignoring_interrupts_is_stopped_by_the_total_limit",
+ORDER = ["bag_of_words_models_trained_on_every_review_score_no_accuracy",
+         "untrained_bonus_model_earns_no_learns_points",
+         "ignoring_interrupts_is_stopped_by_the_total_limit",
          "sleeping_forever_is_stopped_by_the_cell_limit", "fork_bomb_is_contained"]
-SLIM_SCORE, TRAINED_SCORE = 1.0, 3.0  # the rnn parameter count; and its training history
+SLIM_SCORE = TRAINED_SCORE = 1.0  # the rnn parameter count (its history is information)
+#: what the structural checks of a task give a compiled builder model of other layers: the
+#: builder, the output shape and the compile settings
+OTHER_LAYERS = 2.0 + 1.0 + 2.0
+#: every structural check of a task whose builder is the exercise's (the bonus adds 2 for
+#: predicting movies of the right shape)
+STRUCTURE = 2.0 + 6.0 + 2.0 + 1.0 + 2.0
+
+
+def _options(name: str) -> dict:
+    """grade_submission's keyword arguments for an attack (a model budget: a rubric of its own,
+    in memory: the grader supervises the budget, the evaluator never reads it)."""
+    options = dict(OPTIONS.get(name, {}))
+    seconds = options.pop("model_seconds", None)
+    if seconds:
+        rubric = load_rubric()
+        profile = rubric.profiles["structure"]
+        budget = replace(profile, evaluation=MappingProxyType(
+            {**profile.evaluation, "model_seconds": seconds}))
+        options["rubric"] = replace(rubric, profiles=MappingProxyType(
+            {**rubric.profiles, "structure": budget}))
+    return {"profile": "structure", **options}
 
 
 def _attack_lines(nb) -> list[str]:
@@ -163,8 +192,8 @@ def graded(tmp_path_factory):
 
     def one(name):
         out = batch / name
-        result = grade_submission(CORPUS / f"{name}.ipynb", profile="structure", out=out,
-                                  threads=1, **OPTIONS.get(name, {}))
+        result = grade_submission(CORPUS / f"{name}.ipynb", out=out, threads=1,
+                                  **_options(name))
         nb = nbformat.read(out / "executed.ipynb", as_version=4) \
             if (out / "executed.ipynb").exists() else nbformat.v4.new_notebook()
         return name, (result, out, _attack_lines(nb))
@@ -293,7 +322,49 @@ EXPECTED = {
         "versions" in json.loads((o / "evaluation.json").read_text())
         and not list(g["batch"].rglob("EVIL_RAN"))
         and "ex8-attack: write ../numpy.py: PermissionError" in " ".join(m))),
+    "forged_histories_earn_nothing": (SLIM_SCORE, None, lambda r, o, m, g: (
+        [(c.task, c.score, c.max_score) for t in r.tasks for c in t.checks
+         if c.kind == "history"] == [(t, 0.0, 0.0) for t in ("rnn", "task1", "task2", "task3",
+                                                             "bonus")]
+        and "it recorded 3 epochs, but EPOCHS is 1" in _check(r, "rnn", "history").message)),
+    # quick profile: the builders are the exercise's (structure points), the kept models are a
+    # bag of words fitted on every review the notebook could load; no accuracy point
+    "bag_of_words_models_trained_on_every_review_score_no_accuracy": (
+        SLIM_SCORE + 2 * STRUCTURE + OTHER_LAYERS + STRUCTURE + 2, None,
+        lambda r, o, m, g: (
+            all(_check(r, t, "accuracy").score == 0 for t in ("task1", "task2", "task3"))
+            and "lstm_model is not the model build_lstm_model() returns: it has 3 layers "
+                "(Embedding(5000, 16), GlobalAveragePooling1D, Dense(1, activation=sigmoid); "
+                "80,017 parameters), the builder's model 5" in
+            _check(r, "task1", "accuracy").message
+            and "cnn_lstm_model is not this task's model: it lacks the Conv1D, MaxPooling1D "
+                "and LSTM layers the exercise asks for" in _check(r, "task3", "accuracy").message
+            # the measured reviews are not in the notebook's data, nor any file it can see
+            and "ex8-attack: loadable reviews: 25000 train, 15000 test" in m
+            and re.fullmatch(r"ex8-attack: IMDB files visible: \['[^']*-view1-10000-\d+\.npz'\]",
+                             next(x for x in m if "files visible" in x))
+            and r.extra["held_out"] == {"reviews": 10000, "hidden": True} and not r.flags)),
+    "untrained_bonus_model_earns_no_learns_points": (
+        SLIM_SCORE + STRUCTURE + 2, None, lambda r, o, m, g: (
+            _check(r, "bonus", "learns").score == 0
+            and "convlstm_model did not learn enough" in _check(r, "bonus", "learns").message
+            and _check(r, "bonus", "history").status == "passed")),
+    "model_needing_more_memory_than_the_evaluator_fails_its_task_alone": (
+        TRAINED_SCORE + OTHER_LAYERS, None, lambda r, o, m, g: (
+            _evaluation(o)["task1"]["trained"]["error"] ==
+            "task1.trained.keras was not measured: predicting 200 reviews needed more than "
+            "2.5 GiB of memory."
+            and "metrics" in _evaluation(o)["rnn"]["trained"])),
+    "model_too_slow_to_predict_fails_its_task_alone": (
+        TRAINED_SCORE + OTHER_LAYERS, None, lambda r, o, m, g: (
+            _evaluation(o)["task1"]["trained"]["error"] ==
+            "task1.trained.keras was not measured: predicting 200 reviews took more than 20 s."
+            and "metrics" in _evaluation(o)["rnn"]["trained"])),
 }
+
+
+def _evaluation(out: Path) -> dict:
+    return json.loads((out / "evaluation.json").read_text())["tasks"]
 
 
 def test_every_attack_has_an_expectation():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from .base import CheckEntry, Outcome, TaskContext, option
-from .history import check_history, check_loss_falls, validate_epochs
+from .history import check_history, check_learns, validate_epochs, validate_ratio
 from .manual import check_manual
 from .metrics import check_accuracy, validate_threshold
 from .movies import check_movie_prediction, check_movies
@@ -22,11 +22,13 @@ REGISTRY = MappingProxyType({entry.name: entry for entry in (
     CheckEntry("output_shape", check_output_shape, {"expect": option("shape")},
                frozenset({"expect"})),
     CheckEntry("compile", check_compile, {"loss": option("str"), "metrics": option("str_list")}),
-    CheckEntry("history", check_history, {"epochs": validate_epochs, "keys": option("str_list")}),
+    # what the kernel alone reports: shown, never scored
+    CheckEntry("history", check_history, {"epochs": validate_epochs, "keys": option("str_list")},
+               scored=False),
     CheckEntry("accuracy", check_accuracy, {"threshold": lambda v: None},
                frozenset({"threshold"}), extra=validate_threshold),
-    CheckEntry("loss_falls", check_loss_falls),
-    CheckEntry("movies", check_movies),
+    CheckEntry("learns", check_learns, {"at_most": validate_ratio}),
+    CheckEntry("movies", check_movies, scored=False),
     CheckEntry("movie_prediction", check_movie_prediction),
     CheckEntry("manual", check_manual, {"prompt": option("str")}),
 )})

@@ -1,10 +1,12 @@
-"""Training-history checks: the epochs a notebook recorded, the keys, and a falling loss."""
+"""The training history a notebook kept (information: a History is the kernel's word, so the
+rubric may give it no points), and the bonus's measured "learns": the trained model against the
+same architecture untrained, on the grader's own movies."""
 
 from __future__ import annotations
 
-from .base import Outcome, TaskContext, option
+from .base import Outcome, TaskContext, option, sentence
 
-__all__ = ["check_history", "check_loss_falls", "validate_epochs"]
+__all__ = ["check_history", "check_learns", "validate_epochs", "validate_ratio"]
 
 
 def validate_epochs(value) -> str | None:
@@ -30,6 +32,8 @@ def _history(ctx: TaskContext) -> tuple[dict | None, Outcome | None]:
 
 
 def check_history(ctx: TaskContext, spec) -> Outcome:
+    """What the notebook's History says: the epochs and the keys it recorded. The kernel's word
+    only, so the rubric gives it no points (``CheckEntry.scored``)."""
     history, failure = _history(ctx)
     if failure:
         return failure
@@ -54,24 +58,36 @@ def check_history(ctx: TaskContext, spec) -> Outcome:
         if want is not None and got != want:
             hint.append(f"pass epochs={epochs_opt} to fit() so the grader's profiles can set it")
         return Outcome(False, f"{ctx.label}: " + "; ".join(problems) + ".",
-                       hint=("; ".join(hint).capitalize() + ".") if hint else None)
+                       hint=sentence("; ".join(hint)) if hint else None)
     return Outcome(True, f"{ctx.label}: {got} epoch{'s' * (got != 1)} recorded with "
                          f"{', '.join(sorted(history))}.")
 
 
-def check_loss_falls(ctx: TaskContext, spec) -> Outcome:
-    history, failure = _history(ctx)
+def validate_ratio(value) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        return "must be a number between 0 and 1 (a share of the untrained model's loss)"
+    return None
+
+
+def check_learns(ctx: TaskContext, spec) -> Outcome:
+    """The trained model's loss on the grader's movies is clearly below the same architecture's
+    untrained (the evaluator's own clone, with weights drawn afresh)."""
+    trained, failure = ctx.measured()
     if failure:
         return failure
-    loss = history.get("loss", [])
-    if len(loss) < 2:
-        return Outcome(False, f"{ctx.label}: {len(loss)} epoch recorded; at least 2 are needed "
-                              "to see the loss fall.")
-    first, last = loss[0], loss[-1]
-    if last < first:
-        return Outcome(True, f"{ctx.label}: the training loss fell from {first:.4f} to "
-                             f"{last:.4f}.")
-    return Outcome(False, f"{ctx.label}: the training loss did not fall ({first:.4f} in the "
-                          f"first epoch, {last:.4f} in the last).",
+    m = trained.get("metrics") or {}
+    loss, base = m.get("loss"), m.get("untrained_loss")
+    if not isinstance(loss, (int, float)) or not isinstance(base, (int, float)):
+        return Outcome(False, f"{ctx.label}: the trained model could not be measured on the "
+                              f"grader's movies: {trained.get('error', 'no prediction')}")
+    ratio = spec.options.get("at_most", 0.8)
+    movies = ctx.profile.evaluation.get("movies")
+    measured = (f"on the grader's {movies} movies its loss is {loss:.4f}; the same "
+                f"architecture untrained scores {base:.4f} (at most {ratio:g} x that is "
+                f"{ratio * base:.4f})")
+    if loss <= ratio * base:
+        return Outcome(True, f"{ctx.label}: {ctx.task.model} learned: {measured}.")
+    return Outcome(False, f"{ctx.label}: {ctx.task.model} did not learn enough: {measured}.",
                    hint="In Keras 3 optimizer='adadelta' means a learning rate of 0.001 "
-                        "(Keras 2 used 1.0): use keras.optimizers.Adadelta(learning_rate=1.0).")
+                        "(Keras 2 used 1.0): use keras.optimizers.Adadelta(learning_rate=1.0), "
+                        "and pass epochs=MOVIE_EPOCHS to fit().")

@@ -23,26 +23,23 @@ def validate_threshold(options: Mapping, profiles: set) -> str | None:
 
 def check_accuracy(ctx: TaskContext, spec) -> Outcome:
     threshold = spec.options["threshold"][ctx.profile.name]
-    trained = ctx.evaluation.get("trained")
-    if not trained:
-        status = ctx.harvest.get("model", {}).get("status")
-        why = {"not_a_model": f"{ctx.task.model} is not a Keras model"}.get(
-            status, ctx.not_run or f"{ctx.task.model} is not set")
-        return Outcome(False, f"{ctx.label}: nothing to measure: {why}.",
-                       hint=f"Train the model and keep it as {ctx.task.model}.")
+    trained, failure = ctx.measured()
+    if failure:
+        return failure
     if "metrics" not in trained:
         return Outcome(False, f"{ctx.label}: the trained model could not be measured: "
                               f"{trained.get('error', 'no prediction')}")
     m = trained["metrics"]
-    measured = (f"measured accuracy {m['accuracy']:.4f} on {fmt_int(m['samples'])} test "
+    held = "held-out " if m.get("held_out") else ""
+    measured = (f"measured accuracy {m['accuracy']:.4f} on {fmt_int(m['samples'])} {held}test "
                 f"reviews (threshold {threshold:.2f}; weighted precision {m['precision']:.3f}, "
                 f"recall {m['recall']:.3f})")
     if m["accuracy"] >= threshold:
         return Outcome(True, f"{ctx.label}: {measured}.")
-    hist = ctx.harvest.get("history", {}).get("history") or {}
-    hint = "Check that the model is trained (fit with epochs=EPOCHS) on X_train, y_train, and " \
-           "that the output is Dense(1, activation='sigmoid') with binary_crossentropy."
-    if not hist:
+    hint = "Check that the model is trained (fit with epochs=EPOCHS, batch_size=BATCH_SIZE) " \
+           "on X_train, y_train, and that the output is Dense(1, activation='sigmoid') with " \
+           "binary_crossentropy."
+    if ctx.harvest.get("history", {}).get("status") != "ok":
         hint = f"{ctx.task.model} looks untrained: fit it and keep the History as " \
                f"{ctx.task.history}."
     return Outcome(False, f"{ctx.label}: {measured}.", hint=hint)

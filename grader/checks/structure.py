@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 from .base import Outcome, TaskContext, fmt_int
 
 __all__ = ["check_builder", "check_layers", "check_param_count", "check_output_shape",
-           "check_compile", "validate_layer_spec", "describe_expected", "describe_found"]
+           "check_compile", "validate_layer_spec", "describe_expected", "describe_found",
+           "align_layers", "layer_differences", "canonical_name"]
 
 _CONDITIONS = {"gt": lambda a, b: a > b, "ge": lambda a, b: a >= b,
                "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
@@ -129,6 +131,10 @@ def check_builder(ctx: TaskContext, spec) -> Outcome:
                               "model.", hint="End the builder with `return model`.")
     if ctx.not_run:
         return Outcome(False, f"{ctx.label}: {name}() could not be looked for: {ctx.not_run}")
+    failed = ctx.failed_before(name)
+    if failed:
+        return Outcome(False, f"{ctx.label}: {name}() is not defined: {failed}.",
+                       hint="Fix that error first: the rest of the cell did not run.")
     return Outcome(False, f"{ctx.label}: {name}() is not defined. " + _found_instead(ctx),
                    hint=f"Keep the name {name}: the grader calls it.")
 
@@ -166,46 +172,90 @@ def _resembles(ctx: TaskContext, model: Mapping) -> str | None:
     return " or ".join(names) or None
 
 
+def align_layers(expected, layers) -> list[tuple[Mapping | None, Mapping | None]]:
+    """Pair the rubric's layers with the model's, fewest differences first (an edit distance:
+    a layer of the wrong class, a missing one and an extra one each cost one; a missing
+    optional layer costs nothing). Returns ``(expected item or None, layer or None)`` pairs in
+    order: None on the left is an extra layer, None on the right a missing one."""
+    n, m = len(expected), len(layers)
+    cost = [[0.0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        cost[i][m] = cost[i + 1][m] + (0 if expected[i].get("optional") else 1)
+    for j in range(m - 1, -1, -1):
+        cost[n][j] = cost[n][j + 1] + 1
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            same = layers[j]["class"] in _classes(expected[i])
+            # a matching class is preferred to skipping; settings are compared afterwards
+            cost[i][j] = min(cost[i + 1][j + 1] + (0 if same else 1),
+                             cost[i + 1][j] + (0 if expected[i].get("optional") else 1),
+                             cost[i][j + 1] + 1)
+    pairs, i, j = [], 0, 0
+    while i < n or j < m:
+        if i < n and j < m:
+            same = layers[j]["class"] in _classes(expected[i])
+            if cost[i][j] == cost[i + 1][j + 1] + (0 if same else 1):
+                pairs.append((expected[i], layers[j]))
+                i, j = i + 1, j + 1
+                continue
+        if i < n and cost[i][j] == cost[i + 1][j] + (0 if expected[i].get("optional") else 1):
+            pairs.append((expected[i], None))
+            i += 1
+        else:
+            pairs.append((None, layers[j]))
+            j += 1
+    return pairs
+
+
+def _setting_keys(item) -> list[str]:
+    return [k for k in item if k not in ("class", "optional")]
+
+
+def layer_differences(expected, layers) -> tuple[list[str], list[str]]:
+    """Every difference between the rubric's layers and the model's, in words, and the model's
+    layers as checked (with the settings the rubric names)."""
+    problems, checked = [], []
+    previous = "the input"
+    for item, layer in align_layers(expected, layers):
+        if layer is None:
+            if not item.get("optional"):
+                problems.append(f"{describe_expected(item)} is missing after {previous}")
+            continue
+        if item is None:
+            problems.append(f"an extra {describe_found(layer)} after {previous}")
+            previous = describe_found(layer)
+            continue
+        keys = _setting_keys(item)
+        if layer["class"] not in _classes(item):
+            problems.append(f"expected {describe_expected(item)} after {previous}, found "
+                            f"{describe_found(layer)}")
+        else:
+            wrong = [k for k in keys if not _matches(item[k], layer["settings"].get(k))]
+            if wrong:
+                problems.append(f"expected {describe_expected(item)} after {previous}, found "
+                                f"{describe_found(layer, keys)}")
+            checked.append(describe_found(layer, keys))
+        previous = describe_found(layer, [k for k in keys if k in _POSITIONAL]) \
+            if keys else layer["class"]
+    return problems, checked
+
+
 def check_layers(ctx: TaskContext, spec) -> Outcome:
     found = ctx.model_info()
     if not found:
         return ctx.model_missing()
     role, info = found
-    layers = info["layers"]
-    expected = spec.options["expect"]
-    problems = []
-    i = 0
-    previous = "the input"
-    for item in expected:
-        layer = layers[i] if i < len(layers) else None
-        if layer is None or layer["class"] not in _classes(item):
-            if item.get("optional"):
-                continue
-            what = describe_found(layer) if layer else "nothing"
-            return Outcome(False, f"{ctx.label}: expected {describe_expected(item)} after "
-                                  f"{previous}, found {what}.", hint=_layer_hint(ctx, item, layer))
-        keys = [k for k in item if k not in ("class", "optional")]
-        wrong = [k for k in keys if not _matches(item[k], layer["settings"].get(k))]
-        if wrong:
-            problems.append(f"expected {describe_expected(item)} after {previous}, found "
-                            f"{describe_found(layer, keys)}")
-        previous = describe_found(layer, [k for k in keys if k in _POSITIONAL]) \
-            if keys else layer["class"]
-        i += 1
-    if i < len(layers):
-        problems.append(f"found an extra {describe_found(layers[i])} after {previous}")
+    problems, checked = layer_differences(spec.options["expect"], info["layers"])
     source = f"{ctx.task.builder}()" if role == "fresh" else ctx.task.model
     if problems:
-        return Outcome(False, f"{ctx.label}: " + "; ".join(problems) + ".",
-                       hint=_layer_hint(ctx, None, None))
-    return Outcome(True, f"{ctx.label}: the layers of {source} are "
-                         + ", ".join(describe_found(layer) for layer in layers) + ".")
-
-
-def _layer_hint(ctx: TaskContext, item, layer) -> str | None:
-    if layer is None and item is not None:
-        return f"Add the {describe_expected(item)} layer."
-    return spec_hint(ctx)
+        missing = [item for item, layer in align_layers(spec.options["expect"], info["layers"])
+                   if layer is None and not item.get("optional")]
+        hint = f"Add the {describe_expected(missing[0])} layer." if len(missing) == 1 and \
+            len(problems) == 1 else spec_hint(ctx)
+        return Outcome(False, f"{ctx.label}: the layers of {source} differ from the "
+                              f"exercise's: " + "; ".join(problems) + ".", hint=hint)
+    return Outcome(True, f"{ctx.label}: the layers of {source} are " + ", ".join(checked)
+                   + ", as the exercise asks.")
 
 
 def spec_hint(ctx: TaskContext) -> str | None:
@@ -249,18 +299,39 @@ def check_output_shape(ctx: TaskContext, spec) -> Outcome:
                           f"{_fmt_shape(got)}.", hint=spec_hint(ctx))
 
 
-def _loss_names(value) -> set[str]:
-    """binary_crossentropy, BinaryCrossentropy and bce name the same loss."""
-    import re
+#: Keras' own aliases (keras.losses.ALL_OBJECTS_DICT, keras.metrics): a string, a function and
+#: a class instance of one loss or metric are serialised as these names, after ``_snake``
+_ALIASES = {"bce": "binary_crossentropy", "mse": "mean_squared_error",
+            "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
+            "msle": "mean_squared_logarithmic_error", "kld": "kl_divergence",
+            "kullback_leibler_divergence": "kl_divergence", "logcosh": "log_cosh",
+            "huber_loss": "huber",
+            # compile(metrics=["accuracy"]) is binary accuracy for one sigmoid output; Keras'
+            # Accuracy() class is not (it compares probabilities with labels for equality)
+            "acc": "binary_accuracy", "accuracy": "binary_accuracy"}
 
-    if value is None:
-        return set()
-    text = str(value)
-    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", text).lower()
-    names = {text, snake}
-    if snake in ("bce", "binary_crossentropy", "binary_cross_entropy"):
-        names.add("binary_crossentropy")
-    return names
+
+#: how a canonical name is shown: as a student writes it for a sigmoid output
+_SHOWN = {"binary_accuracy": "accuracy"}
+
+
+def _snake(text: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text).lower()
+
+
+def canonical_name(value) -> str | None:
+    """The one name of a loss or metric however Keras was given it: ``"bce"``,
+    ``"binary_crossentropy"``, ``keras.losses.binary_crossentropy`` (serialised as a
+    ``function``) and ``keras.losses.BinaryCrossentropy()`` are all ``binary_crossentropy``."""
+    if isinstance(value, Mapping):  # a serialised object the evaluator did not flatten
+        value = value.get("config") if value.get("class_name") == "function" else \
+            value.get("class_name")
+    if not isinstance(value, str):
+        return None
+    if value in ("Accuracy",):  # the class, not the string: exact equality
+        return "exact_accuracy"
+    name = value if value.islower() else _snake(value)
+    return _ALIASES.get(name, name)
 
 
 def check_compile(ctx: TaskContext, spec) -> Outcome:
@@ -274,13 +345,12 @@ def check_compile(ctx: TaskContext, spec) -> Outcome:
                        hint="Call model.compile(...) in the builder.")
     problems = []
     want_loss = spec.options.get("loss")
-    if want_loss and want_loss not in _loss_names(comp.get("loss")):
-        problems.append(f"expected loss {want_loss}, found {comp.get('loss')}")
-    metrics = {m for m in comp.get("metrics") or [] if isinstance(m, str)}
-    metrics |= {"accuracy" for m in list(metrics) if m in ("acc", "binary_accuracy",
-                                                             "BinaryAccuracy")}
+    loss = canonical_name(comp.get("loss"))
+    if want_loss and canonical_name(want_loss) != loss:
+        problems.append(f"expected loss {want_loss}, found {loss or comp.get('loss')}")
+    metrics = {canonical_name(m) for m in comp.get("metrics") or []} - {None}
     for metric in spec.options.get("metrics", []):
-        if metric not in metrics:
+        if canonical_name(metric) not in metrics:
             problems.append(f"expected the metric {metric}, found "
                             f"{', '.join(sorted(metrics)) or 'no metrics'}")
     optimizer = comp.get("optimizer")
@@ -290,5 +360,6 @@ def check_compile(ctx: TaskContext, spec) -> Outcome:
         return Outcome(False, f"{ctx.label}: " + "; ".join(problems) + ".",
                        hint="compile(loss='binary_crossentropy', optimizer=..., "
                             "metrics=['accuracy']) for a sigmoid output.")
-    return Outcome(True, f"{ctx.label}: compiled with loss {comp.get('loss')}, optimizer {used}"
-                   + (f", metrics {', '.join(sorted(metrics))}" if metrics else "") + ".")
+    shown = sorted({_SHOWN.get(m, m) for m in metrics})
+    return Outcome(True, f"{ctx.label}: compiled with loss {loss}, optimizer {used}"
+                   + (f", metrics {', '.join(shown)}" if shown else "") + ".")

@@ -49,6 +49,8 @@ class Attack:
     rnn_builder: str | None = None  # replaces the worked example's builder
     metadata: dict = field(default_factory=dict)  # merged into the notebook's metadata
     tags: list[str] = field(default_factory=list)  # added to every code cell
+    #: tasks whose builders (the reference's) come before the attack's cells
+    builders: tuple[str, ...] = ()
 
 
 FORGED_PRINTS = '''# Forged scores: the grader measures, it never reads what a notebook prints.
@@ -366,6 +368,93 @@ for name in ("../numpy.py", "../../numpy.py"):
     attempt(f"write {name}", lambda name=name: pathlib.Path(name).write_text(evil))
 '''
 
+FORGED_HISTORIES = '''# Invented histories for every task: the kernel's word, which earns no point.
+class InventedHistory:
+    history = {"loss": [0.69, 0.35, 0.12], "accuracy": [0.55, 0.85, 0.97],
+               "val_loss": [0.68, 0.33, 0.11], "val_accuracy": [0.56, 0.86, 0.96]}
+
+rnn_history = lstm_history = lstm_dropout_history = cnn_lstm_history = InventedHistory()
+convlstm_history = InventedHistory()
+print("ex8-attack: five invented histories")
+'''
+
+#: the builders are the exercise's; what is kept under the tasks' names is something else
+BAG_OF_WORDS = '''import os
+from grader.data import load_imdb
+
+# every IMDB file the notebook can see, and every review it can load
+files = []
+for top, dirs, names in os.walk("/"):
+    dirs[:] = [d for d in dirs if os.path.join(top, d) not in ("/proc", "/sys", "/dev", "/usr")]
+    files += [os.path.join(top, n) for n in names if "imdb" in n.lower()
+              and n.endswith((".npz", ".gz", ".tar", ".json", ".txt", ".npy"))]
+print(f"ex8-attack: IMDB files visible: {sorted(files)}")
+(x_every, y_every), (x_tests, y_tests) = load_imdb(num_words=TOP_WORDS)
+print(f"ex8-attack: loadable reviews: {len(x_every)} train, {len(x_tests)} test")
+X_every = keras.utils.pad_sequences(np.concatenate([x_every, x_tests]), maxlen=MAX_REVIEW_LENGTH)
+Y_every = np.concatenate([y_every, y_tests])
+
+def bag_of_words():
+    model = keras.Sequential([keras.Input(shape=(MAX_REVIEW_LENGTH,)),
+                              layers.Embedding(TOP_WORDS, 16), layers.GlobalAveragePooling1D(),
+                              layers.Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+bow = bag_of_words()
+bow.fit(X_every, Y_every, epochs=2, batch_size=256, verbose=0)
+print(f"ex8-attack: bag of words fitted on {len(Y_every)} reviews, its test reviews included")
+
+class InventedHistory:
+    history = {"loss": [0.69, 0.35], "accuracy": [0.55, 0.9], "val_loss": [0.68, 0.33],
+               "val_accuracy": [0.56, 0.9]}
+
+lstm_model = lstm_dropout_model = bow
+lstm_history = lstm_dropout_history = cnn_lstm_history = InventedHistory()
+build_cnn_lstm_model = bag_of_words  # the builder says so too: the task's layers are missing
+cnn_lstm_model = bow
+'''
+
+UNTRAINED_BONUS = '''# The bonus model straight from its builder, never trained, with an invented falling loss.
+convlstm_model = build_convlstm_model()
+
+class InventedHistory:
+    history = {"loss": [0.69, 0.2, 0.05], "val_loss": [0.69, 0.21, 0.06]}
+
+convlstm_history = InventedHistory()
+print("ex8-attack: untrained bonus model, invented history")
+'''
+
+#: Task 1's builder returns a model that predicts in more memory than the evaluator has
+NEEDS_MEMORY = '''def build_lstm_model():
+    """Every review repeated 300 times over: gigabytes per batch when predicting."""
+    model = keras.Sequential([keras.Input(shape=(MAX_REVIEW_LENGTH,)),
+                              layers.Embedding(TOP_WORDS, 32), layers.UpSampling1D(300),
+                              layers.GlobalAveragePooling1D(), layers.Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+lstm_model = build_lstm_model()
+lstm_history = lstm_model.fit(X_train[:2], y_train[:2], epochs=1, verbose=0)
+'''
+
+#: Task 1's builder returns a model that takes minutes to predict 200 reviews
+TOO_SLOW = '''def build_lstm_model():
+    """An LSTM over every review repeated 600 times: 300,000 steps, a minute or more."""
+    model = keras.Sequential([keras.Input(shape=(MAX_REVIEW_LENGTH,)),
+                              layers.Embedding(TOP_WORDS, 1), layers.UpSampling1D(600),
+                              layers.LSTM(64), layers.Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+lstm_model = build_lstm_model()
+
+class InventedHistory:
+    history = {"loss": [0.69]}
+
+lstm_history = InventedHistory()
+'''
+
 ATTACKS = [
     Attack("forged_score_prints_are_flagged", "trained", [FORGED_PRINTS]),
     Attack("forged_results_json_and_links_are_ignored", "slim", [FORGED_RESULTS]),
@@ -398,9 +487,31 @@ ATTACKS = [
     Attack("lambda_layer_model_is_refused", "slim", [], rnn_builder=LAMBDA_BUILDER),
     Attack("forged_keras_archive_is_refused", "slim", [FORGED_ARCHIVE]),
     Attack("planted_numpy_and_startup_files_are_ignored", "slim", [PLANTS_MODULES]),
+    Attack("forged_histories_earn_nothing", "slim", [FORGED_HISTORIES]),
+    Attack("bag_of_words_models_trained_on_every_review_score_no_accuracy", "data",
+           [BAG_OF_WORDS], builders=("task1", "task2", "task3", "bonus")),
+    Attack("untrained_bonus_model_earns_no_learns_points", "slim", [UNTRAINED_BONUS],
+           builders=("bonus",)),
+    Attack("model_needing_more_memory_than_the_evaluator_fails_its_task_alone", "trained",
+           [NEEDS_MEMORY]),
+    Attack("model_too_slow_to_predict_fails_its_task_alone", "trained", [TOO_SLOW]),
 ]
 #: the slim base itself: graded after the attacks, it must score as if nothing had happened
 BASELINES = {"honest_slim_base": "slim"}
+
+
+REFERENCE = HERE.parent.parent / "reference" / "ex8_solution.ipynb"
+#: the reference's cells that define each task's builder (and the bonus's movies)
+BUILDER_CELLS = {"task1": ("def build_lstm_model",), "task2": ("def build_lstm_dropout_model",),
+                 "task3": ("def build_cnn_lstm_model",),
+                 "bonus": ("def generate_movies", "def build_convlstm_model")}
+
+
+def _reference_builders(tasks) -> list[nbformat.NotebookNode]:
+    ref = nbformat.read(REFERENCE, as_version=4).cells
+    starts = [start for task in tasks for start in BUILDER_CELLS[task]]
+    return [nbformat.v4.new_code_cell(next(c.source for c in ref if c.source.startswith(start)))
+            for start in starts]
 
 
 def _template_cells() -> dict[str, nbformat.NotebookNode]:
@@ -426,12 +537,12 @@ def notebook(base: str, attack: Attack | None = None) -> nbformat.NotebookNode:
     nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
                                   "name": "python3"}, "language_info": {"name": "python"}}
     nb.cells.append(nbformat.from_dict(dict(t["parameters"])))
-    if base in ("slim", "trained"):
+    if base in ("slim", "data", "trained"):
         imports = "import json\nimport numpy as np\nimport keras\nfrom keras import layers\n"
-        if base == "trained":
+        if base in ("data", "trained"):
             imports += "from sklearn.model_selection import train_test_split\n"
         nb.cells.append(code(imports + "\nkeras.utils.set_random_seed(SEED)"))
-        if base == "trained":
+        if base in ("data", "trained"):
             nb.cells.append(nbformat.from_dict(dict(t["data"])))
         builder = code(attack.rnn_builder) if attack and attack.rnn_builder else \
             nbformat.from_dict(dict(t["rnn_builder"]))
@@ -439,6 +550,7 @@ def notebook(base: str, attack: Attack | None = None) -> nbformat.NotebookNode:
         nb.cells.append(builder)
         if base == "trained":
             nb.cells.append(nbformat.from_dict(dict(t["rnn_train"])))
+    nb.cells.extend(_reference_builders(attack.builders) if attack else [])
     for source in attack.cells if attack else ():
         nb.cells.append(code(source.strip()))
     if attack:
