@@ -2,7 +2,8 @@
 
 Exit codes: 0 full marks (automatic checks), 1 points lost, 2 could not grade, 3 the grader
 itself failed (a bug: its traceback is printed, not hidden). A folder is
-graded as a batch (``grader.batch``); ``grade rescore DIR`` re-scores a graded batch.
+graded as a batch (``grader.batch``); ``grade rescore DIR`` re-scores a graded batch;
+``grade gradescope`` builds a Gradescope autograder bundle (``grader.export``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from .errors import GradingError
 from .results import EXIT_NOT_GRADED
 
-__all__ = ["main", "build_parser", "build_rescore_parser"]
+__all__ = ["main", "build_parser", "build_rescore_parser", "build_gradescope_parser"]
 
 PROFILES = ("structure", "quick", "full")
 #: the grader itself failed: not the submission's doing, and not to be read as "points lost"
@@ -81,6 +82,37 @@ def build_rescore_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_gradescope_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grade gradescope", description="Build a Gradescope autograder bundle (setup.sh, "
+        "run_autograder, this grader's source, the rubric and the profile).")
+    parser.add_argument("--out", type=Path, default=Path("autograder.zip"),
+                        help="the zip to write (default: autograder.zip)")
+    parser.add_argument("--profile", choices=PROFILES, default="quick",
+                        help="what each submission runs on Gradescope (default: quick)")
+    parser.add_argument("--rubric", type=Path, help="rubric YAML (default: the bundled ex8.yaml)")
+    parser.add_argument("--data", help="IMDB source to put in the bundle (default: none; "
+                                       "Gradescope's setup then fetches Keras' imdb.npz)")
+    parser.add_argument("--timeout", type=_positive(float),
+                        help="seconds per submission (default: the profile's, at most 1800)")
+    return parser
+
+
+def _gradescope(args) -> int:
+    from .export.gradescope import GRADESCOPE_TIMEOUT, build_bundle
+
+    s = build_bundle(args.out, profile=args.profile, rubric=args.rubric, data=args.data,
+                     timeout=args.timeout)
+    data = s.data or "none (setup.sh fetches Keras' imdb.npz)"
+    print(f"autograder: {s.out} ({s.profile} profile; IMDB data: {data})")
+    print(f"On Gradescope: Autograder Points {s.automatic:g}; the written answers "
+          f"({s.manual:g} points) as a manually graded question; the bonus's {s.bonus:g} points "
+          "count as extra credit above the autograder points.")
+    print(f"Autograder settings: timeout {GRADESCOPE_TIMEOUT // 60} minutes (each submission "
+          f"stops after {s.timeout:g} s), 4 GB of memory, 2 CPUs.")
+    return 0
+
+
 def _batch(args, rescore: bool) -> int:
     from . import batch
 
@@ -112,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "gradescope":
+        args = build_gradescope_parser().parse_args(argv[1:])
+        try:
+            return _gradescope(args)
+        except GradingError as err:
+            print(f"grade: {err}", file=sys.stderr)
+            return err.exit_code
     rescore = bool(argv) and argv[0] == "rescore"
     args = (build_rescore_parser().parse_args(argv[1:]) if rescore
             else build_parser().parse_args(argv))
