@@ -2,7 +2,9 @@
 
 Exit codes: 0 full marks (automatic checks), 1 points lost, 2 could not grade, 3 the grader
 itself failed (a bug: its traceback is printed, not hidden). A folder is
-graded as a batch (``grader.batch``); ``grade rescore DIR`` re-scores a graded batch.
+graded as a batch (``grader.batch``); ``grade rescore DIR`` re-scores a graded batch;
+``grade gradescope`` builds a Gradescope autograder bundle and ``grade export DIR`` fills an
+LMS's gradebook file (``grader.export``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 from .errors import GradingError
 from .results import EXIT_NOT_GRADED
 
-__all__ = ["main", "build_parser", "build_rescore_parser"]
+__all__ = ["main", "build_parser", "build_rescore_parser", "build_gradescope_parser",
+           "build_export_parser"]
 
 PROFILES = ("structure", "quick", "full")
 #: the grader itself failed: not the submission's doing, and not to be read as "points lost"
@@ -81,6 +84,81 @@ def build_rescore_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_gradescope_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grade gradescope", description="Build a Gradescope autograder bundle (setup.sh, "
+        "run_autograder, this grader's source, the rubric and the profile).")
+    parser.add_argument("--out", type=Path, default=Path("autograder.zip"),
+                        help="the zip to write (default: autograder.zip)")
+    parser.add_argument("--profile", choices=PROFILES, default="quick",
+                        help="what each submission runs on Gradescope (default: quick)")
+    parser.add_argument("--rubric", type=Path, help="rubric YAML (default: the bundled ex8.yaml)")
+    parser.add_argument("--data", help="IMDB source to put in the bundle (default: none; "
+                                       "Gradescope's setup then fetches Keras' imdb.npz)")
+    parser.add_argument("--timeout", type=_positive(float),
+                        help="seconds per submission (default: the profile's, at most 1800)")
+    return parser
+
+
+def build_export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grade export", description="Fill an LMS's gradebook file with a graded batch's "
+        "totals (and feedback comments where the LMS has a column for them).",
+        epilog="Exit codes: 0 every student matched, 1 some found on one side only (listed), "
+               "2 a file is not what it should be.")
+    parser.add_argument("path", type=Path, help="the graded batch's output folder")
+    parser.add_argument("--to", required=True, choices=("canvas", "moodle"), dest="lms")
+    parser.add_argument("--template", required=True, type=Path,
+                        help="the LMS's own file: Canvas' gradebook export, or Moodle's "
+                             "grading worksheet")
+    parser.add_argument("--out", type=Path,
+                        help="the filled copy (default: <folder>_<lms>.csv beside the folder)")
+    parser.add_argument("--column", help="Canvas: the assignment column (default: the only one "
+                                         "naming ex8 or Exercise 8); Moodle: the grade column "
+                                         "(default: Grade)")
+    parser.add_argument("--encoding", help="the file's encoding when it is not UTF-8")
+    return parser
+
+
+def _gradescope(args) -> int:
+    from .export.gradescope import GRADESCOPE_TIMEOUT, build_bundle
+
+    s = build_bundle(args.out, profile=args.profile, rubric=args.rubric, data=args.data,
+                     timeout=args.timeout)
+    data = s.data or "none (setup.sh fetches Keras' imdb.npz)"
+    print(f"autograder: {s.out} ({s.profile} profile; IMDB data: {data})")
+    print(f"On Gradescope: Autograder Points {s.automatic:g}; the written answers "
+          f"({s.manual:g} points) as a manually graded question; the bonus's {s.bonus:g} points "
+          "count as extra credit above the autograder points.")
+    print(f"Autograder settings: timeout {GRADESCOPE_TIMEOUT // 60} minutes (each submission "
+          f"stops after {s.timeout:g} s), 4 GB of memory, 2 CPUs.")
+    return 0
+
+
+def _export(args) -> int:
+    from .export.lms import export_gradebook
+
+    s = export_gradebook(args.path, args.lms, args.template, out=args.out, column=args.column,
+                         encoding=args.encoding)
+    lms = s.lms.capitalize()
+    comments = " and feedback comments" if s.comments else ""
+    print(f"{lms}: {len(s.filled)} totals{comments} in column {s.column!r}: {s.out}")
+    for title, entries in (
+            (f"only in the batch (no row in the {lms} file)", s.only_batch),
+            (f"only in the {lms} file (nothing graded)", s.only_lms),
+            ("left as they were (no total)", s.no_total),
+            (f"left as they were ({lms})", s.kept)):
+        if entries:
+            print(f"{title}: {len(entries)}")
+            for key, what in entries:
+                print(f"  {key}" + (f": {what}" if what else ""))
+    if s.over_maximum:
+        print(f"above the file's maximum of {s.maximum:g}"
+              + (" (Moodle's import skips these)" if s.lms == "moodle" else "")
+              + ": " + ", ".join(f"{k} ({v:g})" for k, v in s.over_maximum))
+    return 1 if s.unmatched else 0
+
+
 def _batch(args, rescore: bool) -> int:
     from . import batch
 
@@ -112,6 +190,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv and argv[0] in ("gradescope", "export") else None
+    if command:
+        parser = build_gradescope_parser() if command == "gradescope" else build_export_parser()
+        args = parser.parse_args(argv[1:])
+        try:
+            return _gradescope(args) if command == "gradescope" else _export(args)
+        except GradingError as err:
+            print(f"grade: {err}", file=sys.stderr)
+            return err.exit_code
     rescore = bool(argv) and argv[0] == "rescore"
     args = (build_rescore_parser().parse_args(argv[1:]) if rescore
             else build_parser().parse_args(argv))

@@ -130,6 +130,11 @@ class SubmissionResult:
         return replace(self, tasks=tuple(tasks))
 
 
+#: how Gradescope renders an output: "text" keeps the hints' indentation and shows code such as
+#: ``x < 0.5`` as written (its default for the top-level output, "simple_format", reads HTML)
+GRADESCOPE_FORMAT = "text"
+
+
 def _gs_status(status: Status) -> str:
     return "passed" if status == "passed" else "failed"
 
@@ -144,7 +149,7 @@ def to_gradescope(result: SubmissionResult) -> dict:
             output = c.message + (f"\nHint: {c.hint}" if c.hint and c.status == "failed" else "")
             tests.append({"name": c.name, "score": c.score, "max_score": c.max_score,
                           "status": _gs_status(c.status), "output": output,
-                          "visibility": c.visibility,
+                          "output_format": GRADESCOPE_FORMAT, "visibility": c.visibility,
                           "extra_data": {"task": c.task, "check": c.check}})
     out: dict[str, Any] = {"score": result.score, "execution_time": round(result.execution_time),
                            "tests": tests}
@@ -154,6 +159,8 @@ def to_gradescope(result: SubmissionResult) -> dict:
         out["output"] = result.kernel
     if result.hints:  # Gradescope shows students this, not feedback.html
         out["output"] = "\n\n".join(filter(None, [out.get("output"), _hints_text(result.hints)]))
+    if "output" in out:
+        out["output_format"] = GRADESCOPE_FORMAT
     return out
 
 
