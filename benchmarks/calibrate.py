@@ -61,7 +61,7 @@ def run_notebook(params: dict, seed: int) -> dict:
 
 
 def _accuracy(model, data) -> float:
-    from grader.evaluate import imdb_metrics
+    from grader.evaluator import imdb_metrics
 
     prob = model.predict(data.x_test, batch_size=512, verbose=0).ravel()
     return imdb_metrics(data.y_test, prob)["accuracy"]
@@ -71,14 +71,14 @@ def _movie_losses(model, data) -> tuple[float, float]:
     """The trained bonus model's loss on the grader's movies, and its untrained clone's."""
     import keras
 
-    from grader.evaluate import _BASELINE_SEED, movie_metrics
+    from grader.evaluator import BASELINE_SEED, movie_metrics
 
     def loss(m):
         pred = np.concatenate([np.asarray(m(data.noisy[i:i + 4], training=False))
                                for i in range(0, len(data.noisy), 4)])
         return movie_metrics(data.shifted, pred)["loss"]
 
-    keras.utils.set_random_seed(_BASELINE_SEED)
+    keras.utils.set_random_seed(BASELINE_SEED)
     return loss(model), loss(keras.models.clone_model(model))
 
 
@@ -111,7 +111,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from grader.data import ENV_SOURCE, ensure_cache, ensure_view
-    from grader.evaluate import load_eval_data
+    from grader.evaluator import load_eval_data
 
     rubric = load_rubric()
     profile = rubric.profile(args.profile)

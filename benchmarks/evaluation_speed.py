@@ -9,7 +9,7 @@ it is trained), then times, side by side in one run:
   Keras 2 ``predict_classes(batch_size=1)`` (a second batch-1 predict: it no longer exists), and
   ``predict`` on as many training reviews for the histogram;
 - the grader's: one ``predict`` in batches of 512 on the test reviews (what
-  ``grader.evaluate`` does), plus the same train-review pass for the report's histogram.
+  ``grader.evaluator`` does), plus the same train-review pass for the report's histogram.
 
 Prints a table with seconds, the speed-up and both accuracies (they must be identical).
 """
@@ -37,7 +37,7 @@ def main() -> int:
 
     import reference.solution as solution
     from grader.data import load_imdb_padded
-    from grader.evaluate import imdb_metrics
+    from grader.evaluator import imdb_metrics
 
     keras.utils.set_random_seed(7)
     x_train, y_train = load_imdb_padded(5000, 500, split="train", samples=args.train)

@@ -29,6 +29,7 @@ from traitlets import Integer, List, Type, Unicode
 
 from .errors import ExecutionError
 from .fstree import remove_tree
+from .kernel.cells import output_cap_lines
 from .quiet import TF_NOISE
 from .results import CellError
 from .sandbox import Confinement
@@ -53,45 +54,6 @@ MAX_MESSAGE_BYTES = 16 << 20
 #: of prints cannot pile messages up in the kernel faster than the grader drops them (twice the
 #: stored cap, so the grader still cuts and says so)
 KERNEL_OUTPUT_CHARS = 2 * MAX_OUTPUT_BYTES
-#: run by ipykernel before the first cell (``exec_lines``): the two streams become a subclass
-#: whose ``write`` keeps count. IPython 9 wraps ``write`` around each cell and then assigns back
-#: what it found, so ``write`` is a property: an assigned wrapper is used (it calls ours), and
-#: the plain method put back means ours again. A submission may undo all this; then the
-#: kernel's memory limit is what stops it.
-_KERNEL_OUTPUT_CAP = f"""
-def _ex8_cap_output(limit={KERNEL_OUTPUT_CHARS}):
-    import sys, types
-    state = {{"cell": None, "used": 0}}
-    for stream in (sys.stdout, sys.stderr):
-        base = type(stream)
-        if base.__name__ != "OutStream":
-            continue
-        def capped(self, text, _base=base):
-            header = getattr(self, "parent_header", None) or {{}}
-            cell = header.get("msg_id") if isinstance(header, dict) else None
-            if cell != state["cell"]:
-                state.update(cell=cell, used=0)
-            room = limit - state["used"]
-            state["used"] += len(text) if isinstance(text, str) else 0
-            if room <= 0:
-                return len(text)
-            if isinstance(text, str) and len(text) > room:
-                note = "\\n[the rest of this cell's output was dropped]\\n"
-                _base.write(self, text[:room] + note)
-                return len(text)
-            return _base.write(self, text)
-        def get(self):
-            return self.__dict__.get("_ex8_write") or types.MethodType(capped, self)
-        def put(self, value, _base=base):
-            if getattr(value, "__func__", None) is _base.write:
-                self.__dict__.pop("_ex8_write", None)
-            else:
-                self.__dict__["_ex8_write"] = value
-        stream.__dict__.pop("write", None)
-        stream.__class__ = type(base.__name__, (base,), {{"write": property(get, put)}})
-_ex8_cap_output()
-del _ex8_cap_output
-"""
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -121,7 +83,8 @@ class GraderKernelManager(AsyncKernelManager):
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file,
                "--HistoryManager.enabled=False",
-               f"--IPKernelApp.exec_lines={_KERNEL_OUTPUT_CAP}", *self.kernel_args,
+               f"--IPKernelApp.exec_lines={output_cap_lines(KERNEL_OUTPUT_CHARS)}",
+               *self.kernel_args,
                *(extra_arguments or [])]
         return [*self.command_prefix, *cmd]
 

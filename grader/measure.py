@@ -19,7 +19,7 @@ from pathlib import Path
 from . import sandbox
 from .data import ENV_CACHE, ENV_SOURCE
 from .errors import InfrastructureError
-from .evaluate import PROGRESS
+from .evaluator import PROGRESS
 
 __all__ = ["start_evaluator", "finish_evaluation", "MODEL_SECONDS", "EVALUATOR_CPU_WEIGHT"]
 
@@ -49,7 +49,7 @@ def start_evaluator(run, *, skip: dict[str, str] | None = None,
     the data; it writes into its own folder, and -P keeps that folder (its cwd) off sys.path.
     """
     evaldir = run.out / "evaluator"
-    cmd = [sys.executable, "-P", "-m", "grader.evaluate", str(run.artifacts), str(evaldir),
+    cmd = [sys.executable, "-P", "-m", "grader.evaluator", str(run.artifacts), str(evaldir),
            "--rubric", str(run.rubric.path), "--profile", run.profile.name, "--data", run.data,
            "--skip", json.dumps(skip or {})] + (["--wait"] if wait else [])
     return sandbox.start_confined(

@@ -30,22 +30,15 @@ from .data import ENV_SOURCE, ensure_cache, ensure_view
 from .errors import GradingError, InfrastructureError, InputError, output_folder
 from .execute import AfterCell, ExecutionReport, run_notebook
 from .fstree import remove_tree
+from .kernel.cells import early_harvest
 from .measure import finish_evaluation, start_evaluator
 from .migration import find_hints
 from .readers import Unreadable, clean_history, read_harvest
 from .report.comparison import training_seconds
 from .results import CellError, CheckResult, SubmissionResult, TaskResult, from_dict
 from .rubric import Rubric, load_rubric
-from .submission import (
-    HARVEST_TAG,
-    Submission,
-    cell_tasks,
-    definitions,
-    early_harvest,
-    prepare_notebook,
-    read_submission,
-    task_answers,
-)
+from .submission import (HARVEST_TAG, Submission, cell_tasks, definitions, prepare_notebook,
+                         read_submission, task_answers)
 
 __all__ = ["grade_submission", "default_out_dir", "Run", "check_all", "validate", "prepare",
            "execute", "evaluate", "report", "rescore"]
@@ -54,7 +47,7 @@ CHECK_TITLES = {
     "builder": "builder function", "layers": "layers", "param_count": "parameter count",
     "output_shape": "output shape", "compile": "compile settings",
     "history": "training history", "accuracy": "test accuracy",
-    "loss_falls": "loss falls during training", "movies": "generate_movies",
+    "learns": "learns (loss on the grader's movies)", "movies": "generate_movies",
     "movie_prediction": "predicts next frames", "manual": "written answer",
 }
 PRINTED_TOLERANCE = 0.02

@@ -8,7 +8,6 @@ imports it and trains each task's model with the profile's budget.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import secrets
@@ -17,25 +16,19 @@ from pathlib import Path
 
 import nbformat
 
-from . import harvest as _harvest_module
-from .checks.movies import MOVIES_CALL
 from .errors import InputError
+from .kernel.cells import HARVEST_TAG, KERNELSPEC, harvest_source, wrap_module
 from .readers import _depth
 
 __all__ = ["Submission", "read_submission", "prepare_notebook", "cell_tasks", "task_answers",
-           "MAX_SUBMISSION_BYTES", "INJECTED_TAG", "HARVEST_TAG", "early_harvest",
-           "is_grader_cell", "cell_numbers", "definitions"]
+           "MAX_SUBMISSION_BYTES", "INJECTED_TAG", "HARVEST_TAG", "is_grader_cell",
+           "cell_numbers", "definitions"]
 
 MAX_SUBMISSION_BYTES = 50 << 20
 #: a notebook's JSON nests about 6 levels (widget states in its metadata, a few more); deeper
 #: is refused before any library recurses through it
 MAX_NOTEBOOK_DEPTH = 64
 INJECTED_TAG = "injected-parameters"
-HARVEST_TAG = "ex8-harvest"
-KERNEL_NAME = "python3"
-KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME}
-#: a tag no notebook uses: every cell runs, whatever tags the submission carries
-NEVER_SKIP = "ex8-grader-runs-every-cell"
 ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
 
 
@@ -43,7 +36,9 @@ ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"
 class Submission:
     path: Path
     kind: str  # "notebook" or "module"
-    notebook: nbformat.NotebookNode  # the notebook as submitted, or the wrapper of a module
+    #: the notebook as submitted; for a module, the notebook the grader wraps it in (made by
+    #: ``prepare_notebook``, from the rubric's tasks)
+    notebook: nbformat.NotebookNode | None
     notes: list[str] = field(default_factory=list)  # what the grader changed, for the report
 
 
@@ -86,7 +81,7 @@ def read_submission(path: str | Path) -> Submission:
         except (RecursionError, MemoryError) as exc:
             raise InputError(f"{path} does not compile: an expression is nested too deeply.",
                              path=str(path)) from exc
-        return Submission(path, "module", wrap_module(path, text))
+        return Submission(path, "module", None)  # wrapped with the rubric's tasks: prepare
     return Submission(path, "notebook", _parse_notebook(path, text))
 
 
@@ -123,70 +118,6 @@ def _parse_notebook(path: Path, text: str) -> nbformat.NotebookNode:
     return nb
 
 
-# --------------------------------------------------------------------------- .py modules
-
-
-def wrap_module(path: Path, text: str) -> nbformat.NotebookNode:
-    """A notebook that imports the module, builds every task with its builder and trains it."""
-    from .rubric import load_rubric
-
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell
-    params = cell("# defaults; the grader injects its profile's values after this cell\n"
-                  "TOP_WORDS, MAX_REVIEW_LENGTH, EMBEDDING_DIM = 5000, 500, 32\n"
-                  "TRAIN_SAMPLES, TEST_SAMPLES, EPOCHS, BATCH_SIZE = None, 10000, 3, 64\n"
-                  "MOVIE_SAMPLES, MOVIE_FRAMES, MOVIE_EPOCHS, SEED = 1200, 15, 20, 7")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells.append(params)
-    importing = cell(
-        "import importlib.util, sys\n"
-        "_spec = importlib.util.spec_from_file_location('submission', 'submission.py')\n"
-        "submission = importlib.util.module_from_spec(_spec)\n"
-        "sys.modules['submission'] = submission\n"
-        "_spec.loader.exec_module(submission)\n"
-        "for _name in ('TOP_WORDS', 'MAX_REVIEW_LENGTH', 'EMBEDDING_DIM'):\n"
-        "    setattr(submission, _name, globals()[_name])  # builders read the module's globals\n"
-        "globals().update({k: v for k, v in vars(submission).items() if callable(v) and\n"
-        "                  getattr(v, '__module__', None) == 'submission'})")
-    importing.metadata["ex8"] = {"label": f"the import of {path.name}"}
-    nb.cells.append(importing)
-    data = cell(_data_cell_source())
-    data.metadata["ex8"] = {"label": "the grader's data preparation"}
-    nb.cells.append(data)
-    for task in load_rubric().tasks:
-        if task.kind == "imdb":
-            body = (f"{task.model} = {task.builder}()\n"
-                    f"{task.history} = {task.model}.fit(X_train, y_train, "
-                    "validation_data=(X_val, y_val),\n"
-                    "    epochs=EPOCHS, batch_size=BATCH_SIZE, verbose=2)")
-        else:
-            body = ("noisy_movies, shifted_movies = generate_movies(MOVIE_SAMPLES, MOVIE_FRAMES)\n"
-                    f"{task.model} = {task.builder}()\n"
-                    f"{task.history} = {task.model}.fit(noisy_movies[:MOVIE_SAMPLES * 5 // 6],\n"
-                    "    shifted_movies[:MOVIE_SAMPLES * 5 // 6], batch_size=10, "
-                    "epochs=MOVIE_EPOCHS,\n    validation_split=0.05, verbose=2)")
-        c = cell(f"import keras\nkeras.utils.set_random_seed(SEED)\n{body}")
-        c.metadata["ex8"] = {"task": task.id,
-                             "label": f"the grader's call of {task.builder}() and training"}
-        nb.cells.append(c)
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    nb.metadata["ex8"] = {"module": path.name}
-    return nb
-
-
-def _data_cell_source() -> str:
-    """The reference notebook's data preparation cell (tagged ``data``), the one source."""
-    from importlib import resources
-
-    ref = nbformat.reads(resources.files("reference").joinpath("ex8_solution.ipynb")
-                         .read_text(encoding="utf-8"), as_version=4)
-    for c in ref.cells:
-        if "data" in c.metadata.get("tags", []):
-            return "import keras\nfrom sklearn.model_selection import train_test_split\n" + \
-                c.source
-    raise InputError("reference/ex8_solution.ipynb has no cell tagged 'data'.")
-
-
 # --------------------------------------------------------------------------- preparing
 
 
@@ -196,33 +127,6 @@ def _params_source(parameters: dict) -> str:
     return "\n".join(lines)
 
 
-def _harvest_spec(tasks, out_dir: str) -> dict:
-    return {"out": out_dir, "movies_call": MOVIES_CALL,
-            "tasks": [{"id": t.id, "builder": t.builder, "model": t.model, "history": t.history}
-                      for t in tasks]}
-
-
-def _harvest_body() -> str:
-    return inspect.getsource(_harvest_module).split('"""', 2)[2].strip()  # without the docstring
-
-
-def harvest_source(tasks, out_dir: str) -> str:
-    return (f"# ex8 grader: hand out the models, histories and movies (plain data only)\n"
-            f"{_harvest_body()}\n\nharvest({json.dumps(_harvest_spec(tasks, out_dir))}, "
-            f"globals())\ndel harvest")
-
-
-def early_harvest(tasks, out_dir: str) -> tuple[str, str, str]:
-    """What the grader runs silently in the kernel for the early hand-out (``harvest`` with
-    ``checkpoint=True``): code run once, code run after every cell, and the expression whose
-    value is a JSON string of the tasks just saved, with their histories."""
-    setup = (f"_ex8_grader = {{'spec': {json.dumps(_harvest_spec(tasks, out_dir))}}}\n"
-             f"exec(compile({_harvest_body()!r}, '<ex8 grader harvest>', 'exec'), _ex8_grader)")
-    call = ("_ex8_grader['ready'] = _ex8_grader['harvest'](_ex8_grader['spec'], globals(), "
-            "checkpoint=True)")
-    return setup, call, "_ex8_grader['ready']"
-
-
 def prepare_notebook(sub: Submission, parameters: dict, tasks) -> tuple[nbformat.NotebookNode,
                                                                         str]:
     """Clear outputs, pin the kernel, inject parameters, append the harvest cell.
@@ -230,6 +134,8 @@ def prepare_notebook(sub: Submission, parameters: dict, tasks) -> tuple[nbformat
     Returns the notebook and the name of the (not yet existing) artifact folder the harvest
     will create: a random name, so nothing the notebook ran before can have prepared it.
     """
+    if sub.notebook is None:
+        sub.notebook = wrap_module(sub.path, tasks)
     nb = nbformat.from_dict(json.loads(json.dumps(sub.notebook)))  # a deep, independent copy
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     code_cells = []

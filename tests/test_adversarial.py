@@ -30,7 +30,7 @@ import nbformat
 import pytest
 
 from grader import sandbox
-from grader.evaluate import UnsafeModelError, inspect_archive
+from grader.evaluator import UnsafeModelError, inspect_archive
 from grader.execute import MAX_OUTPUT_BYTES, run_notebook
 from grader.pipeline import grade_submission
 from grader.rubric import load_rubric

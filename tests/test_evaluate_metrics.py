@@ -16,7 +16,8 @@ import pytest
 from sklearn.metrics import (accuracy_score, confusion_matrix, log_loss, precision_score,
                              recall_score)
 
-from grader.evaluate import UNUSED_PACKAGES, imdb_metrics
+from grader.evaluator import imdb_metrics
+from grader.evaluator.__main__ import UNUSED_PACKAGES
 
 from .conftest import ROOT
 
@@ -58,16 +59,16 @@ def test_metrics_are_scikit_learns(name, y, prob):
 
 
 def test_the_evaluator_process_does_without_the_unused_packages():
-    """What ``python -m grader.evaluate`` imports: Keras, the reference's movies and the
+    """What ``python -m grader.evaluator`` imports: Keras, the reference's movies and the
     metrics, none of the packages it refuses; Keras still builds and predicts without them."""
     code = """
 import json, sys
 import numpy as np
-from grader.evaluate import refuse_unused_packages
+from grader.evaluator.__main__ import refuse_unused_packages
 refuse_unused_packages()
 import keras
 from keras import layers
-from grader.evaluate import imdb_metrics, reference_generate_movies
+from grader.evaluator import imdb_metrics, reference_generate_movies
 model = keras.Sequential([keras.Input((20,)), layers.Embedding(50, 4), layers.LSTM(3),
                           layers.Dense(1, activation="sigmoid")])
 prob = model.predict(np.arange(40).reshape(2, 20) % 50, verbose=0)[:, 0]

@@ -26,7 +26,7 @@ def test_reference_task1_model_clears_the_quick_threshold():
 
     import reference.solution as solution
     from grader.data import ensure_view, load_imdb
-    from grader.evaluate import imdb_metrics, load_eval_data
+    from grader.evaluator import imdb_metrics, load_eval_data
 
     rubric = load_rubric()
     profile = rubric.profile("quick")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.harvest import harvest
+from grader.kernel.harvest import harvest
 
 
 def _notebook_namespace() -> dict:

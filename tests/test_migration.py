@@ -17,7 +17,7 @@ import sys
 import nbformat
 import pytest
 
-from grader.migration import LEGACY_MODULES, RULES, find_hints, scan_source
+from grader.migration import LEGACY_MODULES, RULES, find_hints
 from grader.results import CellError, from_dict, to_dict, to_gradescope
 
 from .conftest import REFERENCE_NB, ROOT, TEMPLATE_NB

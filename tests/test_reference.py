@@ -60,7 +60,7 @@ def test_generate_movies_shapes_range_and_shift(solution):
 
 def test_the_evaluators_generate_movies_is_the_solutions(solution):
     """What the evaluator takes out of reference/solution.py makes the same movies."""
-    from grader.evaluate import reference_generate_movies
+    from grader.evaluator import reference_generate_movies
 
     made = []
     for make in (solution.generate_movies, reference_generate_movies()):

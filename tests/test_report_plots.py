@@ -12,7 +12,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader.evaluate import decode_review, misclassified_reviews
+from grader.evaluator import decode_review, misclassified_reviews
 from grader.report import plots
 from grader.report.comparison import training_seconds
 
