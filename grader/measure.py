@@ -52,7 +52,7 @@ def start_evaluator(run, *, skip: dict[str, str] | None = None,
     cmd = [sys.executable, "-P", "-m", "grader.evaluator", str(run.artifacts), str(evaldir),
            "--rubric", str(run.rubric.path), "--profile", run.profile.name, "--data", run.data,
            "--skip", json.dumps(skip or {})] + (["--wait"] if wait else [])
-    return sandbox.start_confined(
+    return run.box.start(
         cmd, workdir=evaldir, readable=[run.workdir, run.rubric.path], out=run.out,
         data_env={ENV_SOURCE: run.data, ENV_CACHE: str(run.cache.parent)},
         outputs=("evaluation.json", "predictions.npz"), threads=run.threads,

@@ -87,6 +87,7 @@ class Run:
     cell_timeout: float = 0.0
     total_timeout: float = 0.0
     threads: int | None = None  # the kernel's thread budget (a batch shares the cores out)
+    box: sandbox.Session | None = None  # owns every confinement and process of the grading
     evaluator: sandbox.ConfinedProcess | None = None  # started early, waiting for its go
     early: list[str] = field(default_factory=list)  # tasks handed to the evaluator early
     harvest_problem: str | None = None  # why harvest.json, which the kernel wrote, was refused
@@ -121,7 +122,7 @@ def prepare(run: Run) -> None:
     run.artifacts = run.workdir / artifact_name
     run.owners = cell_tasks(nb, run.rubric.tasks)
     # the kernel sees its view of the data only: never the source, the cache, the held-out reviews
-    run.confinement = sandbox.plan(run.workdir, data_env={ENV_SOURCE: str(run.view)},
+    run.confinement = run.box.plan(run.workdir, data_env={ENV_SOURCE: str(run.view)},
                                    threads=run.threads, timeout=run.total_timeout)
 
 
@@ -339,35 +340,43 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
               cell_timeout=cell_timeout or prof.cell_timeout,
               total_timeout=timeout or prof.timeout, threads=threads)
     failure = None
-    try:
-        validate(run)
-        prepare(run)
-        execute(run)
-        evaluate(run)
-    except (InputError, InfrastructureError, GradingError) as err:
-        failure = err
-    finally:
-        if run.evaluator is not None:  # the run ended before it was needed
-            run.evaluator.cancel()
-        if run.ahead is not None:  # done long before, as a rule
-            run.ahead.shutdown(wait=True)
+    # the sandbox of this grading: whatever step raises, every confinement and process it made
+    # is undone on the way out (cgroups, sockets folders, the evaluator)
+    with sandbox.Session() as run.box:
+        try:
+            validate(run)
+            prepare(run)
+            execute(run)
+            evaluate(run)
+        except (InputError, InfrastructureError, GradingError) as err:
+            failure = err
+        finally:
+            if run.ahead is not None:  # done long before, as a rule
+                run.ahead.shutdown(wait=True)
     if failure is not None:
         result = _not_graded(path, profile, failure, started, rubric.digest)
         report(result, run if run.execution else None, out)
         return result
+    result = _graded(run, profile, started)
+    report(result, run, out)
+    return result
 
-    answers = {t.id: task_answers(run.sub.notebook, t.id) for t in rubric.tasks}
+
+def _graded(run: Run, profile: str, started: float) -> SubmissionResult:
+    """Step 6 and the result: every check, the errors, hints and flags, what ran."""
+    answers = {t.id: task_answers(run.sub.notebook, t.id) for t in run.rubric.tasks}
     contexts = {t.id: _task_context(run, t, answers[t.id], run.execution.errors)
-                for t in rubric.tasks}
-    tasks = check_all(rubric, prof, contexts, run.execution.errors)
+                for t in run.rubric.tasks}
+    tasks = check_all(run.rubric, run.profile, contexts, run.execution.errors)
     hints = find_hints(run.execution.notebook, run.execution.errors, run.owners,
                        module=run.submission if run.sub.kind == "module" else None)
-    result = SubmissionResult(
-        submission=str(path), profile=profile, status="graded", tasks=tuple(tasks),
+    return SubmissionResult(
+        submission=str(run.submission), profile=profile, status="graded", tasks=tuple(tasks),
         errors=tuple(run.execution.errors), kernel=run.execution.kernel,
         kernel_event=run.execution.event,
-        flags=tuple(printed_accuracy_flags(run) + held_out_flags(run)), confinement=tuple(run.confinement.layers),
-        execution_time=time.monotonic() - started, rubric_digest=rubric.digest,
+        flags=tuple(printed_accuracy_flags(run) + held_out_flags(run)),
+        confinement=tuple(run.confinement.layers),
+        execution_time=time.monotonic() - started, rubric_digest=run.rubric.digest,
         extra={"notes": list(run.sub.notes), "kind": run.sub.kind,
                "kernel_seconds": round(run.execution.seconds, 2),
                "artifacts": run.artifacts.name,
@@ -375,8 +384,6 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
                             "hidden": run.confinement.hides_files},
                "training_seconds": training_seconds(run.execution.notebook, run.owners)},
         hints=tuple(hints))
-    report(result, run, out)
-    return result
 
 
 def rescore(out: Path, rubric: Rubric) -> SubmissionResult:

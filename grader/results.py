@@ -5,8 +5,7 @@ Renderers (HTML, JSON, CSV, terminal) read these and never change them.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 __all__ = ["CheckResult", "TaskResult", "CellError", "MigrationHint", "SubmissionResult",
@@ -126,9 +125,6 @@ class SubmissionResult:
             return EXIT_NOT_GRADED
         return EXIT_POINTS_LOST if any(t.auto_lost for t in self.tasks) else EXIT_FULL_MARKS
 
-    def with_tasks(self, tasks) -> "SubmissionResult":
-        return replace(self, tasks=tuple(tasks))
-
 
 #: how Gradescope renders an output: "text" keeps the hints' indentation and shows code such as
 #: ``x < 0.5`` as written (its default for the top-level output, "simple_format", reads HTML)
@@ -192,7 +188,3 @@ def from_dict(data: dict) -> SubmissionResult:
                   for h in data.get("hints", ()))
     return SubmissionResult(tasks=tasks, errors=tuple(CellError(**e) for e in data["errors"]),
                             hints=hints, **kwargs)
-
-
-def dumps(result: SubmissionResult) -> str:
-    return json.dumps(to_dict(result), indent=1)

@@ -207,6 +207,18 @@ def _mentions(source: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}\b", source) is not None
 
 
+def _heading_task(source: str, tasks) -> str | None:
+    """The task a markdown heading introduces: one that names a task's label from the rubric
+    ("Task 1", "Bonus": its title up to the colon), the last one named."""
+    found = None
+    for heading in re.findall(r"^#+ (.*)$", source, re.M):
+        for task in tasks:
+            label = task.title.split(":")[0].split(" (")[0].strip()
+            if label and re.search(rf"\b{re.escape(label)}\b", heading, re.I):
+                found = task.id
+    return found
+
+
 def cell_tasks(nb: nbformat.NotebookNode, tasks) -> list[str | None]:
     """The task each cell belongs to: the last task whose names its source mentions.
 
@@ -222,9 +234,9 @@ def cell_tasks(nb: nbformat.NotebookNode, tasks) -> list[str | None]:
             if named:
                 current = named[-1]
         elif c.cell_type == "markdown":
-            heading = re.search(r"^#+ .*?(task\s*(\d)|bonus)", c.source, re.I | re.M)
-            if heading:
-                current = f"task{heading.group(2)}" if heading.group(2) else "bonus"
+            named = _heading_task(c.source, tasks)
+            if named:
+                current = named
         owners.append(current if c.cell_type == "code" else None)
     return owners
 

@@ -186,8 +186,8 @@ def graded(tmp_path_factory):
     listener = _Listener()
     bystander = subprocess.Popen(["sleep", "3600"])  # a process of the grader's user
     mp = pytest.MonkeyPatch()
-    mp.setattr(sandbox, "LIMITS", LIMITS)
-    mp.setattr(sandbox, "plan", spy)
+    mp.setattr(sandbox.limits, "LIMITS", LIMITS)
+    mp.setattr(sandbox.confinement, "plan", spy)
     mp.setenv("EX8_ADVERSARIAL_CANARY", canary)
 
     def one(name):

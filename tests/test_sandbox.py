@@ -248,7 +248,7 @@ def _cmdline(pid: int) -> str:
 
 def test_empty_cgroups_of_killed_graders_are_swept(tmp_path, data_env):
     _need_full_layers()
-    _, parents = sandbox._cgroup_base()
+    _, parents = sandbox.cgroups.cgroup_base()
     stale, fresh = (parents["pids"] / "ex8-h4-stale-test", parents["pids"] / "ex8-h4-fresh-test")
     for folder in (stale, fresh):
         folder.mkdir()
@@ -293,7 +293,7 @@ def test_unshare_fallback_layers(tmp_path, data_env, monkeypatch):
     assert seen["net"] == "OSError" and seen["procs"][0] == 1
     # The separate user needs an interpreter other users can reach (not one under /root);
     # without bubblewrap nothing can show it to them.
-    if sandbox._traversable(Path(sys.executable)):
+    if sandbox.probe.traversable(Path(sys.executable)):
         assert seen["uid"] == conf.uid != 0
     else:
         assert conf.uid is None and seen["uid"] == 0
@@ -303,7 +303,7 @@ def test_unshare_fallback_layers(tmp_path, data_env, monkeypatch):
 def test_without_root_the_user_namespace_is_used(tmp_path, data_env, monkeypatch):
     """A student's laptop: bubblewrap in a user namespace; no uid switch, no cgroups."""
     _need_full_layers()
-    monkeypatch.setattr(sandbox, "_root", lambda: False)
+    monkeypatch.setattr(sandbox.probe, "is_root", lambda: False)
     conf = sandbox.plan(tmp_path / "work", data_env=data_env, threads=1, timeout=60)
     try:
         assert conf.uid is None and conf.cgroups is None
@@ -321,7 +321,7 @@ def test_without_root_the_user_namespace_is_used(tmp_path, data_env, monkeypatch
 
 def test_no_namespaces_still_grades_and_says_so(tmp_path, data_env, monkeypatch):
     monkeypatch.setenv(sandbox.MODE_ENV, "none")
-    monkeypatch.setattr(sandbox, "_root", lambda: False)
+    monkeypatch.setattr(sandbox.probe, "is_root", lambda: False)
     conf = sandbox.plan(tmp_path / "work", data_env=data_env, threads=1, timeout=60)
     try:
         assert conf.layers[:3] == ["scrubbed environment", "own HOME and temp folder",
@@ -382,7 +382,7 @@ def test_fewer_layers_still_grade_and_the_report_says_which(tmp_path, monkeypatc
     from grader.pipeline import grade_submission
 
     monkeypatch.setenv(sandbox.MODE_ENV, mode)
-    monkeypatch.setattr(sandbox, "_root", lambda: root)
+    monkeypatch.setattr(sandbox.probe, "is_root", lambda: root)
     result = grade_submission(ROOT / "tests" / "adversarial" / "honest_slim_base.ipynb",
                               profile="structure", out=tmp_path / "out", threads=1)
     assert result.status == "graded" and result.kernel is None and result.score == 1.0

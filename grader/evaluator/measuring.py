@@ -149,7 +149,7 @@ class Evaluator:
             elif task.kind == "movies" and (role == "trained" or not trained):
                 # the builder's model is predicted only when there is no trained one: its
                 # shape is the trained model's, and the untrained baseline is our own clone
-                self._predict_movies(model, role, info, arrays)
+                self._predict_movies(task, model, role, info, arrays)
         except Exception as exc:
             info["error"] = f"{name} loaded, but predicting failed " \
                             f"({type(exc).__name__}: {str(exc)[:300]})."
@@ -168,7 +168,7 @@ class Evaluator:
         arrays[f"{task.id}_test_prob"] = test_prob
         arrays[f"{task.id}_train_prob"] = train_prob
 
-    def _predict_movies(self, model, role: str, info: dict, arrays: dict) -> None:
+    def _predict_movies(self, task, model, role: str, info: dict, arrays: dict) -> None:
         data = self.data
         predict = _movie_function(model, data.noisy.shape[2:])
         pred = np.concatenate([predict(data.noisy[i:i + 4])
@@ -180,10 +180,11 @@ class Evaluator:
         truth = data.shifted
         info["metrics"] = {**movie_metrics(truth, pred),
                            "untrained_loss": self._untrained_loss(model)}
-        arrays["bonus_track"] = _predict_frames(predict, data.noisy[-1])
+        arrays[f"{task.id}_track"] = _predict_frames(predict, data.noisy[-1])
         # the true frames without noise, as the exercise's last cell shows them: frame t of a
         # movie is frame t-1 of its shifted copy
-        arrays["bonus_truth"] = np.concatenate((data.noisy[-1][:1], data.shifted[-1][:-1]))
+        arrays[f"{task.id}_truth"] = np.concatenate((data.noisy[-1][:1],
+                                                     data.shifted[-1][:-1]))
 
     def _untrained_loss(self, model) -> float:
         """The loss on our movies of the same architecture untrained: a clone of the model with

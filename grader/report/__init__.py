@@ -97,11 +97,11 @@ def _figures(result: SubmissionResult, out: Path, harvest: dict,
         if "confusion" in metrics:
             figs.append(("confusion", f"Confusion matrix on {metrics['samples']:,} test reviews",
                          plots.confusion_plot(metrics["confusion"])))
-        if task.id == "bonus" and "bonus_track" in arrays:
+        if f"{task.id}_track" in arrays and f"{task.id}_truth" in arrays:  # a movies task
             figs.append(("frames", "One of the grader's movies. Top: its first 7 frames, then "
                          "the model's own predictions, each from the frames before it; bottom: "
-                         "the true frames", plots.frames_plot(arrays["bonus_track"],
-                                                              arrays["bonus_truth"])))
+                         "the true frames", plots.frames_plot(arrays[f"{task.id}_track"],
+                                                              arrays[f"{task.id}_truth"])))
         figures[task.id] = figs
     return figures
 

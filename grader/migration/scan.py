@@ -1,11 +1,4 @@
-"""Keras 2 -> Keras 3 migration hints: the lines of a submission written the exercise's 2018 way.
-
-The exercise was written for Keras 2.1 and Python 2; students copy its code into Keras 3 and
-meet errors that say little. Each hint names the cell and line, quotes it and gives the Keras 3
-spelling. Hints are advice and cost no points; a hint whose line raised one of the run's
-recorded errors says so. Sources are read with ``ast`` (and ``tokenize`` for Python 2 print
-statements, which do not parse); a cell that still does not parse is read line by line.
-"""
+"""Finding the rules' spellings in one cell or module."""
 
 from __future__ import annotations
 
@@ -15,104 +8,11 @@ import re
 import textwrap
 import tokenize
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy
+from .rules import (_ACC_KEYS, _INPUT_LAYERS, _LAYER_MODULE, _LEGACY, _OPTIMIZERS, Finding,
+                    _removed_numpy_aliases)
 
-from .results import CellError, MigrationHint
-from .submission import cell_numbers
-
-__all__ = ["find_hints", "scan_source", "RULES", "LEGACY_MODULES"]
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_MAX_CODE = 200
-
-#: Keras 2 modules that Keras 3 folded into ``keras.layers``
-LEGACY_MODULES = ("convolutional", "convolutional_recurrent", "embeddings", "normalization",
-                  "recurrent", "core", "pooling", "merge", "wrappers", "advanced_activations",
-                  "noise", "local", "cudnn_recurrent")
-_LAYER_MODULE = (rf"(?P<name>(?P<keras>(?:tensorflow\.)?keras)\.layers\."
-                 rf"(?:{'|'.join(LEGACY_MODULES)})\b[\w.]*)")
-_LEGACY = re.compile(rf"^{_LAYER_MODULE}$")
-#: NumPy's aliases of Python types, removed in 1.24 (the ones a NumPy may have brought back,
-#: like ``np.bool`` in 2.0, are not flagged: see ``_removed_numpy_aliases``)
-_NUMPY_ALIASES = {"float": "float", "int": "int", "bool": "bool", "object": "object",
-                  "str": "str", "complex": "complex", "long": "int", "unicode": "str"}
-_OPTIMIZERS = {"SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "Adamax", "Nadam", "AdamW",
-               "Ftrl", "Lion", "Adafactor"}
-_ACC_KEYS = {"acc": "accuracy", "val_acc": "val_accuracy"}
-_INPUT_LAYERS = {"Input", "InputLayer"}
-_PREDICT_CLASSES = '(model.predict(X) > 0.5).astype("int32")'
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    message: str  # what changed, for a student; ``{name}`` is the offending name
-    fix: str  # the Keras 3 spelling, when the line itself cannot be rewritten
-    error: tuple[str, str] | None = None  # (exception name, regex of its message) it raises
-
-
-RULES = {r.id: r for r in (
-    Rule("predict_classes", "Keras models have no predict_classes any more (removed in "
-         "TensorFlow 2.6): threshold the probabilities that predict returns.", _PREDICT_CLASSES,
-         ("AttributeError", r"has no attribute 'predict_classes'")),
-    Rule("predict_proba", "Keras models have no predict_proba any more: predict returns the "
-         "probabilities.", "model.predict(X)",
-         ("AttributeError", r"has no attribute 'predict_proba'")),
-    Rule("history_keys", "Keras 3 records the accuracy as 'accuracy' and 'val_accuracy' "
-         "(Keras 2.1 said 'acc' and 'val_acc').", "history.history['accuracy']",
-         ("KeyError", r"^'(val_)?acc'$")),
-    Rule("metrics_acc", "With metrics=['acc'] Keras 3 records the history as 'acc', not the "
-         "'accuracy' that the exercise's plots and the grader read.", "metrics=['accuracy']"),
-    Rule("numpy_alias", "np.{name} was removed in NumPy 1.24: it was only another name for "
-         "Python's {builtin}.", "float",
-         ("AttributeError", r"module 'numpy' has no attribute '(?P<name>\w+)'")),
-    Rule("legacy_import", "Keras 3 has no module {name}: every layer is in keras.layers.",
-         "from keras import layers", ("ModuleNotFoundError", rf"No module named '{_LAYER_MODULE}'")),
-    Rule("embedding_input_length", "Keras 3 ignores Embedding's input_length (with a warning), "
-         "so the model is not built until it sees data and summary() shows no shapes or "
-         "parameters: start the model with keras.Input(shape=(500,)) instead.",
-         "model.add(keras.Input(shape=(max_review_length,)))\n"
-         "model.add(Embedding(top_words, embedding_vecor_length))"),
-    Rule("input_shape", "Keras 3 takes the input shape from a keras.Input first layer; "
-         "{name}= on a layer still works, with a warning.",
-         "model.add(keras.Input(shape=(None, 40, 40, 1)))"),
-    Rule("optimizer_lr", "Keras 3 optimizers take learning_rate=; lr= is refused with a "
-         "ValueError.", "keras.optimizers.Adam(learning_rate=0.001)",
-         ("ValueError", r"Argument\(s\) not recognized: \{'lr'")),
-    Rule("adadelta", "Adadelta's default learning rate is now 0.001 (Keras 2.1 used 1.0): with "
-         "optimizer='adadelta' the ConvLSTM barely trains.",
-         "optimizer=keras.optimizers.Adadelta(learning_rate=1.0)"),
-    Rule("print_statement", "This is a Python 2 print statement: in Python 3 print is a "
-         "function, and a cell with a print statement does not run at all (SyntaxError).",
-         "print(...)", ("SyntaxError", r"Missing parentheses in call to 'print'")),
-)}
-
-
-@dataclass
-class _Finding:
-    """One rule matched in one place of a source (lines are 1-based, edits are per character)."""
-
-    rule: str
-    line: int
-    end_line: int
-    edits: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, text) on line
-    fix: str | None = None  # the whole Keras 3 statement, when editing the line is not enough
-    name: str = ""  # the offending name, for the message
-
-    def merge(self, other: "_Finding") -> None:
-        self.end_line = max(self.end_line, other.end_line)
-        self.edits += [e for e in other.edits if e not in self.edits]
-        self.fix = self.fix or other.fix
-
-
-def _removed_numpy_aliases() -> dict[str, str]:
-    # vars(), not hasattr(): NumPy's module __getattr__ warns about the names it removed
-    present = vars(numpy)
-    return {k: v for k, v in _NUMPY_ALIASES.items() if k not in present}
-
+__all__ = ["scan_source"]
 
 # --------------------------------------------------------------------------- reading sources
 
@@ -146,7 +46,7 @@ _PRINT_LINE = re.compile(r"^(\s*)print(?:\s+|(?=>>))(?![\s=(.,;:)\[\]])(.*)$")
 _STATEMENT_START = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
 
 
-def _print_statements(lines: list[str]) -> list[_Finding]:
+def _print_statements(lines: list[str]) -> list[Finding]:
     """Python 2 print statements, found by their tokens (by a regex where tokenizing fails)."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline))
@@ -155,10 +55,10 @@ def _print_statements(lines: list[str]) -> list[_Finding]:
         for number, line in enumerate(lines, 1):
             m = _PRINT_LINE.match(line)
             if m and m.group(2).strip():
-                found.append(_Finding("print_statement", number, number,
+                found.append(Finding("print_statement", number, number,
                                       fix=_print_fix(m.group(2))))
         return found
-    found: list[_Finding] = []
+    found: list[Finding] = []
     depth = 0
     previous = None  # the last token that is not a comment or a line break inside brackets
     significant = [t for t in tokens if t.type not in (tokenize.NL, tokenize.COMMENT)]
@@ -191,7 +91,7 @@ def _print_statements(lines: list[str]) -> list[_Finding]:
                 break
             last = t
         args = _text_between(lines, tok.end, last.end)
-        found.append(_Finding("print_statement", tok.start[0], last.end[0],
+        found.append(Finding("print_statement", tok.start[0], last.end[0],
                               fix=_print_fix(args)))
     return found
 
@@ -203,7 +103,7 @@ def _text_between(lines: list[str], start: tuple[int, int], end: tuple[int, int]
     return "\n".join([lines[r1 - 1][c1:], *lines[r1:r2 - 1], lines[r2 - 1][:c2]])
 
 
-def _blank(lines: list[str], findings: list[_Finding]) -> list[_Finding]:
+def _blank(lines: list[str], findings: list[Finding]) -> list[Finding]:
     out = list(lines)
     for f in findings:
         first = out[f.line - 1]
@@ -220,11 +120,11 @@ class _Scanner(ast.NodeVisitor):
         self.lines = lines
         self.numpy_names = numpy_names
         self.aliases = aliases
-        self.found: list[_Finding] = []
+        self.found: list[Finding] = []
         self.parents: dict[int, ast.AST] = {}
         self.call_funcs: set[int] = set()
 
-    def run(self, tree: ast.AST) -> list[_Finding]:
+    def run(self, tree: ast.AST) -> list[Finding]:
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
                 self.parents[id(child)] = node
@@ -250,7 +150,7 @@ class _Scanner(ast.NodeVisitor):
     def _add(self, rule: str, node, new: str | None = None, *, fix=None, name="") -> None:
         """A finding at ``node``; ``new`` replaces ``node`` in its line (when on one line;
         else the rule's generic spelling is the fix)."""
-        finding = _Finding(rule, node.lineno, node.end_lineno, fix=fix, name=name)
+        finding = Finding(rule, node.lineno, node.end_lineno, fix=fix, name=name)
         span = self._span(node)
         if new is not None and span is not None:
             finding.edits.append((span[1], span[2], new))
@@ -354,20 +254,20 @@ class _Scanner(ast.NodeVisitor):
             self._add(name, node, new)
         if name == "Embedding" and "input_length" in kws:
             kw = kws["input_length"]
-            self.found.append(_Finding(
+            self.found.append(Finding(
                 "embedding_input_length", kw.lineno, kw.end_lineno,
                 fix=self._without_keyword(node, kw, f"shape=({self._text(kw.value)},)")))
         for key in ("input_shape", "batch_input_shape"):
             if key in kws and name not in _INPUT_LAYERS and name != "Embedding":
                 kw = kws[key]
-                self.found.append(_Finding(
+                self.found.append(Finding(
                     "input_shape", kw.lineno, kw.end_lineno, name=key,
                     fix=self._without_keyword(node, kw, f"{'batch_' * (key != 'input_shape')}"
                                                         f"shape={self._text(kw.value)}")))
         if name in _OPTIMIZERS and "lr" in kws:
             kw = kws["lr"]
             col = self._col(kw.lineno, kw.col_offset)
-            self.found.append(_Finding("optimizer_lr", kw.lineno, kw.lineno,
+            self.found.append(Finding("optimizer_lr", kw.lineno, kw.lineno,
                                        edits=[(col, col + 2, "learning_rate")]))
         if name == "Adadelta" and not node.args and not {"lr", "learning_rate"} & set(kws) \
                 and not node.keywords:
@@ -412,7 +312,7 @@ _LINE_RULES = (
 
 
 def _scan_lines(lines: list[str], numpy_names: set[str],
-                aliases: dict[str, str]) -> list[_Finding]:
+                aliases: dict[str, str]) -> list[Finding]:
     found = []
     numpy_attr = re.compile(rf"\b(?:{'|'.join(map(re.escape, numpy_names))})\.("
                             rf"{'|'.join(aliases)})\b") if aliases else None
@@ -422,11 +322,11 @@ def _scan_lines(lines: list[str], numpy_names: set[str],
         for rule, pattern, rewrite in _LINE_RULES:
             m = pattern.search(line)
             if m:
-                found.append(_Finding(rule, number, number, name=m.groupdict().get("name", ""),
+                found.append(Finding(rule, number, number, name=m.groupdict().get("name", ""),
                                       fix=pattern.sub(rewrite, line).strip() if rewrite
                                       else None))
         for m in numpy_attr.finditer(line) if numpy_attr else ():
-            found.append(_Finding("numpy_alias", number, number,
+            found.append(Finding("numpy_alias", number, number,
                                   edits=[(m.start(), m.end(), aliases[m.group(1)])],
                                   name=m.group(1)))
     return found
@@ -446,12 +346,12 @@ def _parse(text: str) -> ast.Module:
         return ast.parse(text)
 
 
-def scan_source(source: str, numpy_names: set[str] | None = None) -> list[_Finding]:
+def scan_source(source: str, numpy_names: set[str] | None = None) -> list[Finding]:
     """Every rule's findings in one cell (or module), in order of lines."""
     lines = _mask_magics(source.splitlines())
     names = numpy_names or _numpy_names([source])
     aliases = _removed_numpy_aliases()
-    found: list[_Finding] = []
+    found: list[Finding] = []
     try:
         tree = _parse("\n".join(lines))
     except SyntaxError:
@@ -470,7 +370,7 @@ def scan_source(source: str, numpy_names: set[str] | None = None) -> list[_Findi
         except RecursionError:  # an expression nested deeper than the visitor can follow
             scanned = None
     found += scanned if scanned is not None else _scan_lines(lines, names, aliases)
-    merged: dict[tuple[str, int], _Finding] = {}
+    merged: dict[tuple[str, int], Finding] = {}
     for f in found:  # one finding per rule and line
         if (f.rule, f.line) in merged:
             merged[(f.rule, f.line)].merge(f)
@@ -478,144 +378,7 @@ def scan_source(source: str, numpy_names: set[str] | None = None) -> list[_Findi
             merged[(f.rule, f.line)] = f
     return sorted(merged.values(), key=lambda f: (f.line, f.rule))
 
-
-# --------------------------------------------------------------------------- errors
-
-
-_FRAME = re.compile(r"^\s*(?:Cell In\[(\d+)\], line (\d+)|File [^\n]*?\bsubmission\.py:(\d+))",
-                    re.M)
-
-
-def _classify(err: CellError) -> tuple[str, str] | None:
-    """The rule whose Keras 2 spelling raises this error, and the name it names."""
-    for rule in RULES.values():
-        if rule.error and err.ename == rule.error[0]:
-            m = re.search(rule.error[1], err.evalue)
-            if m:
-                return rule.id, (m.groupdict().get("name") or "")
-    return None
-
-
-def _full_traceback(notebook, err: CellError, places: dict[int, int]) -> str:
-    """The whole traceback from the executed notebook (the recorded error keeps only a tail);
-    ``places`` leads from a cell's number to its place in ``notebook``."""
-    if err.cell in places:
-        for output in notebook.cells[places[err.cell]].get("outputs", []):
-            if output.get("output_type") == "error":
-                return _ANSI.sub("", "\n".join(output.get("traceback", [])))
-    return err.traceback
-
-
-def _error_frame(traceback: str, counts: dict[int, int]) -> tuple[int | None, int] | None:
-    """The innermost frame in the submission: (cell, line), or (None, line) in a module."""
-    frames = _FRAME.findall(traceback)
-    for count, line, module_line in reversed(frames):
-        if module_line:
-            return None, int(module_line)
-        if int(count) in counts:
-            return counts[int(count)], int(line)
-    return None
-
-
-# --------------------------------------------------------------------------- the hints
-
-
-def _error_text(err: CellError) -> str:
-    first = (err.evalue.splitlines() or [""])[0]
-    first = re.sub(r"\s*\([^()]*\.py, line \d+\)$", "", first)  # IPython's name for the cell
-    return f"{err.ename}: {first}"[:300]
-
-
 def _apply(line: str, edits) -> str:
     for start, end, text in sorted(edits, reverse=True):
         line = line[:start] + text + line[end:]
     return line
-
-
-def _fix(finding: _Finding, lines: list[str]) -> str:
-    if finding.fix:
-        fix = finding.fix
-    elif finding.edits:
-        fix = _apply(lines[finding.line - 1], finding.edits).strip() or \
-            "(remove this line)"
-    else:
-        fix = RULES[finding.rule].fix
-    return fix
-
-
-def _message(rule: str, name: str) -> str:
-    template = RULES[rule].message
-    if rule == "numpy_alias":
-        return template.format(name=name or "float", builtin=_NUMPY_ALIASES.get(name, name))
-    if "{name}" in template:
-        default = {"input_shape": "input_shape"}.get(rule, "keras.layers.convolutional")
-        return template.format(name=name or default)
-    return template
-
-
-def _quote(lines: list[str], line: int | None) -> str:
-    if line is None or not 0 < line <= len(lines):
-        return ""
-    text = lines[line - 1].strip()
-    return text if len(text) <= _MAX_CODE else text[:_MAX_CODE - 3] + "..."
-
-
-def find_hints(notebook, errors=(), owners=(), *, module: Path | None = None
-               ) -> list[MigrationHint]:
-    """Hints for an executed notebook: from its code cells, and from its recorded errors.
-
-    ``notebook`` is the notebook as the kernel ran it, so execution counts lead from a
-    traceback to its cell; cells are numbered as in the student's notebook (``cell_numbers``,
-    like ``CellError.cell``), and the grader's own cells (injected parameters, harvest) are
-    skipped. ``owners[i]`` is the task of the cell at place ``i`` of ``notebook``. ``module``
-    is a ``.py`` submission, whose lines are read as well (cell ``None``).
-    """
-    numbers = cell_numbers(notebook)
-    places = {number: i for i, number in enumerate(numbers) if number is not None}
-    units: dict[int | None, list[str]] = {}
-    for number, index in places.items():
-        if notebook.cells[index].cell_type == "code":
-            units[number] = notebook.cells[index].source.splitlines()
-    if module is not None:
-        units[None] = Path(module).read_text(encoding="utf-8", errors="replace").splitlines()
-    names = _numpy_names("\n".join(lines) for lines in units.values())
-    findings = {unit: scan_source("\n".join(lines), names) for unit, lines in units.items()}
-    counts = {notebook.cells[i].get("execution_count"): number for number, i in places.items()
-              if notebook.cells[i].cell_type == "code" and notebook.cells[i].get("execution_count")}
-
-    caused: dict[int, list[CellError]] = {}  # id of a finding -> the errors it raised
-    for err in errors:
-        kind = _classify(err)
-        if kind is None:
-            continue
-        rule, name = kind
-        frame = _error_frame(_full_traceback(notebook, err, places), counts)
-        unit, line = frame if frame else (err.cell, None)
-        candidates = [f for f in findings.get(unit, []) if f.rule == rule and
-                      (line is None or f.line <= line <= f.end_line)]
-        if line is None and len(candidates) != 1:
-            # no frame to tell which line raised it: only a name-matched, unique one will do
-            candidates = [f for f in (x for fs in findings.values() for x in fs)
-                          if f.rule == rule and name and f.name == name][:1]
-        if not candidates and unit in units:
-            # a Keras 2 spelling the scan did not see (built at run time): the error shows it
-            f = _Finding(rule, line or 0, line or 0, name=name)
-            findings[unit].append(f)
-            candidates = [f]
-        for f in candidates[:1]:
-            caused.setdefault(id(f), []).append(err)
-
-    hints = []
-    for unit, found in findings.items():
-        lines = units[unit]
-        for f in found:
-            errs = caused.get(id(f), [])
-            place = places.get(unit) if unit is not None else None
-            task = owners[place] if place is not None and place < len(owners) else None
-            hints.append(MigrationHint(
-                rule=f.rule, cell=unit, line=f.line or None, task=task,
-                code=_quote(lines, f.line or None), message=_message(f.rule, f.name),
-                fix=_fix(f, lines) if f.line else RULES[f.rule].fix,
-                error=_error_text(errs[0]) if errs else None,
-                error_cells=tuple(sorted({e.cell for e in errs}))))
-    return sorted(hints, key=lambda h: (h.cell is not None, h.cell or 0, h.line or 0, h.rule))
