@@ -173,7 +173,7 @@ def test_unchanged_rerun_grades_nothing(six, monkeypatch):
     def no_grading(job, settings):
         raise AssertionError(f"{job.student} was graded again")
 
-    monkeypatch.setattr(batch, "run_job", no_grading)
+    monkeypatch.setattr(batch.worker, "run_job", no_grading)
     summary = grade_folder(folder, out=out, **_args(rubric))
     assert (summary.graded, summary.reused) == (0, 6)
     assert (out / GRADEBOOK).read_bytes() == before
@@ -271,7 +271,7 @@ def test_rescore_after_raising_a_threshold_changes_exactly_the_affected_rows(six
     assert seconds < 60, seconds
 
     # the re-scored rows count as graded with the new rubric: nothing is graded again
-    monkeypatch.setattr(batch, "run_job", lambda job, settings: pytest.fail(job.student))
+    monkeypatch.setattr(batch.worker, "run_job", lambda job, settings: pytest.fail(job.student))
     summary = grade_folder(folder, out=out4, **_args(new_rubric))
     assert (summary.graded, summary.reused) == (0, 6)
     assert _gradebook(out4) == after
