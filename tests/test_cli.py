@@ -125,6 +125,20 @@ def test_a_link_to_dev_zero_a_fifo_or_a_device_is_exit_2_naming_the_file(tmp_pat
     assert_one_sentence(err.strip().removeprefix("grade: "))
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_every_report_gets_the_mode_the_umask_gives(tmp_path, capsys, umask, mode):
+    path = _write(tmp_path / "not_json.ipynb", "{this is not json")
+    before = os.umask(umask)
+    try:
+        code = cli.main([str(path), "--out", str(tmp_path / "out")])
+    finally:
+        os.umask(before)
+    assert code == 2
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}
+    assert modes == dict.fromkeys((".ex8-grader", "results.json", "result.json",
+                                   "feedback.html"), mode)
+
+
 @pytest.mark.parametrize("files, words", [
     ((), "it is empty"),
     (("ex8.ipynb", "grades.csv"), "ex8.ipynb: the name does not say whose it is"),
