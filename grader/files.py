@@ -5,22 +5,23 @@ The grader runs as root. A FIFO would block it, a device (``/dev/zero``) never e
 can point at a file only root may read: each is refused, saying what it is. The type is checked
 with ``stat`` before opening (a device is never even opened) and again with ``fstat`` on the
 descriptor, so nothing swapped in between a check and the reading is read; ``O_NONBLOCK`` makes
-opening a FIFO return at once instead of waiting for a writer. What is read comes from that
-one descriptor.
+opening a FIFO return at once instead of waiting for a writer. What is read, hashed or copied
+comes from that one descriptor.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import InputError
 
-__all__ = ["Refused", "TooLarge", "what_it_is", "open_regular", "read_at_most",
-           "read_submission_file"]
+__all__ = ["Refused", "TooLarge", "what_it_is", "open_regular", "open_beneath", "read_at_most",
+           "hash_at_most", "copy_at_most", "read_submission_file"]
 
 _BLOCK = 1 << 20
 
@@ -84,6 +85,36 @@ def open_regular(name: str | os.PathLike, *, dir_fd: int | None = None,
     return fd
 
 
+def _folder_refusal(part: str, dir_fd: int, exc: OSError) -> Refused:
+    try:
+        kind = what_it_is(os.stat(part, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        kind = None
+    return Refused(kind) if kind and kind != "a folder" else _refusal(exc, False)
+
+
+def open_beneath(root: str | os.PathLike, relative: str) -> int:
+    """A descriptor of the regular file ``relative`` (``"bob/ex8.ipynb"``) inside the folder
+    ``root``, where no part of ``relative`` may be a link. Raises ``Refused``."""
+    parts = PurePosixPath(relative).parts
+    if not parts or PurePosixPath(relative).is_absolute() or \
+            any(p in (".", "..") for p in parts):
+        raise Refused("outside the submissions folder")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                dir_fd=fd)
+            except OSError as exc:  # O_NOFOLLOW with O_DIRECTORY: a link is ENOTDIR or ELOOP
+                raise _folder_refusal(part, fd, exc) from None
+            os.close(fd)
+            fd = inner
+        return open_regular(parts[-1], dir_fd=fd, follow=False)
+    finally:
+        os.close(fd)
+
+
 def _blocks(fd: int, limit: int) -> Iterator[bytes]:
     """The file's bytes in blocks; ``TooLarge`` as soon as there are more than ``limit``."""
     size = os.fstat(fd).st_size
@@ -102,6 +133,26 @@ def _blocks(fd: int, limit: int) -> Iterator[bytes]:
 
 def read_at_most(fd: int, limit: int) -> bytes:
     return b"".join(_blocks(fd, limit))
+
+
+def hash_at_most(fd: int, limit: int) -> str:
+    """The SHA-256 of the file's bytes (hex)."""
+    digest = hashlib.sha256()
+    for block in _blocks(fd, limit):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def copy_at_most(fd: int, dest: Path, limit: int) -> str:
+    """Copy the file's bytes into the new file ``dest`` (mode 0600); their SHA-256 (hex)."""
+    digest = hashlib.sha256()
+    out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                  0o600)
+    with open(out, "wb") as fh:
+        for block in _blocks(fd, limit):
+            digest.update(block)
+            fh.write(block)
+    return digest.hexdigest()
 
 
 def read_submission_file(path: Path, suffixes: tuple[str, ...], limit: int) -> bytes:

@@ -61,6 +61,7 @@ EXPECTED = {
                                     10),
 }
 CHEAP = ("malformed_not_graded", "template_scores_3", "unpooled_task3_builder_only")
+LINK = "a link; links are never followed (copy the file itself into the folder)"
 
 
 def _test_rubric(path: Path, task1_structure_threshold: float) -> Path:
@@ -88,6 +89,8 @@ def _make_folder(folder: Path) -> Path:
              "import time\ntime.sleep(10 ** 6)\nkeras.utils.set_random_seed(SEED)"))
     (folder / "malformed_not_graded_ex8.ipynb").write_text("{ this is not a notebook")
     (folder / "notes.txt").write_text("not a submission")
+    (folder / "linked_ex8.py").symlink_to("/etc/shadow")  # never read, though root may
+    os.mkfifo(folder / "waiting_ex8.ipynb")  # never opened: it would block the batch
     return folder
 
 
@@ -138,7 +141,8 @@ def test_six_submissions_give_six_rows_with_their_statuses(six):
     assert book["malformed_not_graded"]["reason"].startswith(
         "malformed_not_graded_ex8.ipynb is not a notebook"), book["malformed_not_graded"]
     assert [(s.path, s.reason) for s in summary.skipped] == [
-        ("notes.txt", "not a notebook or a .py file")]
+        ("linked_ex8.py", LINK), ("notes.txt", "not a notebook or a .py file"),
+        ("waiting_ex8.ipynb", "a FIFO, not a regular file; it was not opened")]
     assert summary.graded == 6 and summary.reused == 0
     last = log.strip().splitlines()[-1]
     assert last.startswith("[6/6] ") and "done 6, running 0, failed 2" in last, last
@@ -158,6 +162,7 @@ def test_class_summary_links_every_student_and_groups_failures(six, tmp_path):
     assert "Could not be graded (the file as submitted) (1)" in html
     assert "Stopped at the time limit (1)" in html
     assert "notes.txt: not a notebook or a .py file" in html
+    assert f"linked_ex8.py: {LINK}" in html
     page = visit(out / "index.html", tmp_path / "index.png")
     assert page.page_errors == [] and page.dialogs == []
     assert [c for c in page.console if c[0] in ("error", "warning")] == []

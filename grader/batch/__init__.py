@@ -3,9 +3,10 @@ a Dask cluster), resumable, with ``gradebook.csv``, one feedback page per studen
 
 The modules, in the order a batch meets them:
 
-- ``discover``: names -> jobs and skipped entries;
-- ``worker``: the grading process of one submission (``python -m grader.batch``), and
-  ``run_job``, which starts that process;
+- ``discover``: names -> jobs and skipped entries (pure), walking the folder without following
+  links or opening anything but regular files;
+- ``worker``: the grading process of one submission (``python -m grader.batch``), which grades a
+  private copy of it, and ``run_job``, which starts that process;
 - ``runners``: local worker threads, or a Dask cluster's task slots;
 - ``progress``: the progress bar or lines;
 - ``stored``: rows, markers (``batch.json``), the manifest and ``gradebook.csv``;

@@ -5,7 +5,7 @@ batch re-scored with an edited rubric without running anything again."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -90,7 +90,9 @@ class _Book:
         return row
 
     def record(self, job: Job, outcome: dict) -> Row:
-        """The row of a finished job; its marker says it is done (unless it is an ``error``)."""
+        """The row of a finished job; its marker says it is done (unless it is an ``error``).
+        The marker keeps the hash of the bytes that were graded."""
+        job = replace(job, content=outcome.get("content") or job.content)
         if "result" in outcome:
             result = from_dict(outcome["result"])
         else:

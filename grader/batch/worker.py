@@ -3,7 +3,9 @@ starts it and turns whatever happens to it into plain data.
 
 Every submission is graded in a process of its own, so a crash on one submission is that
 student's row and never the batch's end. What crosses the process boundary is plain data: the
-job as JSON going in, ``results.to_dict`` coming back.
+job as JSON going in, ``results.to_dict`` coming back. The process grades a private copy of the
+submission, taken from one descriptor opened without following any link (``stage``), never the
+file in the submissions folder itself.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from ..errors import GradingError
+from .. import files
+from ..errors import GradingError, InputError
 from ..results import to_dict
-from .discover import Job
+from ..submission import MAX_SUBMISSION_BYTES
+from .discover import Job, refusal
 
-__all__ = ["Settings", "run_job", "child_main", "cores", "stop_children"]
+__all__ = ["Settings", "run_job", "child_main", "stage", "cores", "stop_children"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class Settings:
     rubric: str  # path of the rubric file
     rubric_digest: str
     out: str  # the batch output folder (absolute)
-    folder: str  # the submissions folder (absolute); jobs run there, so reports say "x_ex8.ipynb"
+    folder: str  # the submissions folder (absolute)
     data: str | None = None
     timeout: float | None = None  # None: the profile's
     cell_timeout: float | None = None
@@ -65,6 +69,51 @@ def _on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def stage(folder: str, shown: str, staging: Path) -> str:
+    """Copy the submission ``shown`` (relative to ``folder``) to the same relative path under
+    ``staging``; the SHA-256 of exactly the bytes copied. ``InputError`` when it is a link, is
+    reached through one, or is not a regular file."""
+    dest = staging / PurePosixPath(shown)
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = files.open_beneath(folder, shown)
+    except files.Refused as exc:
+        raise InputError(f"{shown} was not graded: {refusal(exc.what)}.", path=shown) from None
+    try:
+        return files.copy_at_most(fd, dest, MAX_SUBMISSION_BYTES)
+    except files.TooLarge as exc:
+        raise InputError(f"{shown} is {exc.size >> 20} MB; a submission may have at most "
+                         f"{MAX_SUBMISSION_BYTES >> 20} MB (clear the outputs).",
+                         path=shown) from None
+    finally:
+        os.close(fd)
+
+
+def _grade(job: Job, settings: Settings, out: Path, threads: int | None) -> dict:
+    """Stage the submission, grade the copy; the outcome as plain data."""
+    from ..pipeline import grade_submission
+
+    staging, cwd = out.parent / f".{job.folder}.submission", os.getcwd()
+    shutil.rmtree(staging, ignore_errors=True)  # left by a grading that was killed
+    staging.mkdir(mode=0o700)
+    try:
+        content = stage(settings.folder, job.shown, staging)
+        os.chdir(staging)  # reports name the file as the TA knows it: "bob/ex8.ipynb"
+        result = grade_submission(job.shown, profile=settings.profile, rubric=settings.rubric,
+                                  out=out, data=settings.data, timeout=settings.timeout,
+                                  cell_timeout=settings.cell_timeout, threads=threads)
+        return {"result": to_dict(result), "content": content}
+    except GradingError as err:
+        return {"error": str(err), "kind": err.reason}
+    except Exception as exc:  # a grader bug on this submission: its row says so, others go on
+        traceback.print_exc()
+        return {"error": f"The grader crashed on this submission ({type(exc).__name__}: "
+                         f"{exc}).", "kind": type(exc).__name__}
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def child_main() -> int:
     """``python -m grader.batch``: grade the job on stdin, print the outcome as JSON on stdout."""
     payload_fd = os.dup(1)
@@ -73,8 +122,6 @@ def child_main() -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     _die_with_parent(spec["parent"])
     job, settings = Job(**spec["job"]), Settings(**spec["settings"])
-    from ..pipeline import grade_submission
-
     out = Path(settings.out) / job.folder
     # A grading left running by a killed batch (a Dask task carries on without its client)
     # finishes before this one starts on the same folder; the lock goes when its holder does.
@@ -82,17 +129,7 @@ def child_main() -> int:
     fcntl.flock(lock, fcntl.LOCK_EX)
     if out.exists():  # nothing of an earlier run may show in this one's report
         shutil.rmtree(out)
-    try:
-        result = grade_submission(job.shown, profile=settings.profile, rubric=settings.rubric,
-                                  out=out, data=settings.data, timeout=settings.timeout,
-                                  cell_timeout=settings.cell_timeout, threads=spec["threads"])
-        outcome = {"result": to_dict(result)}
-    except GradingError as err:
-        outcome = {"error": str(err), "kind": err.reason}
-    except Exception as exc:  # a grader bug on this submission: its row says so, others go on
-        traceback.print_exc()
-        outcome = {"error": f"The grader crashed on this submission ({type(exc).__name__}: "
-                            f"{exc}).", "kind": type(exc).__name__}
+    outcome = _grade(job, settings, out, spec["threads"])
     with os.fdopen(payload_fd, "wb") as fh:
         fh.write(json.dumps(outcome).encode())
     return 0
@@ -134,14 +171,17 @@ def stop_children() -> None:
 def run_job(job: Job, settings: Settings) -> dict:
     """Grade one submission in a child process; the outcome as plain data, never an exception.
 
-    ``{"result": <results.to_dict>}`` when the pipeline produced a result, else
-    ``{"error": <one sentence>, "kind": <short name>}``; ``seconds`` in both.
+    ``{"result": <results.to_dict>, "content": <sha256 of the bytes graded>}`` when the
+    pipeline produced a result, else ``{"error": <one sentence>, "kind": <short name>}``;
+    ``seconds`` and ``worker`` in both.
     """
     started = time.monotonic()
     spec = {"job": asdict(job), "settings": asdict(settings), "parent": os.getpid(),
             "threads": settings.threads or _local_threads()}
-    proc = subprocess.Popen([sys.executable, "-m", "grader.batch"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=settings.folder)
+    # -P and the output folder as its cwd: nothing in the submissions folder (a planted
+    # numpy.py, say) is ever importable by this process, which runs as root
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "grader.batch"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=settings.out)
     with _LIVE_LOCK:
         _LIVE.add(proc)
     try:
