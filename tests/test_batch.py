@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ import yaml
 
 from grader import batch, cli
 from grader.batch import GRADEBOOK, MARKER, find_submissions, grade_folder
+from grader.batch.discover import UNCLAIMED
 from grader.rubric import default_rubric_path, load_rubric
 
 from .browser import visit
@@ -325,6 +327,46 @@ def test_a_grading_process_that_dies_is_a_row_and_is_tried_again(tmp_path):
         "sleeper": "timeout", "exits": "kernel_died", hostile: "not_graded"}
     page = visit(out / "index.html")
     assert page.dialogs == [] and page.page_errors == []
+
+
+def test_hostile_entries_are_skipped_or_not_graded_and_every_output_has_one_mode(tmp_path):
+    """No kernel starts: nothing here can be graded. A link to a root-only file, a linked
+    student folder and a FIFO are skipped unread; a module beside the submissions is not
+    imported by the grading process; a name a spreadsheet would run is a quoted cell; every
+    file the batch writes has the mode the umask gives (0644 here)."""
+    folder, out = tmp_path / "subs", tmp_path / "graded"
+    (folder / "carol").mkdir(parents=True)
+    secret = tmp_path / "secret"
+    secret.write_text("TOP-SECRET")
+    secret.chmod(0o600)
+    (folder / "alice_ex8.py").symlink_to(secret)
+    (folder / "bob").symlink_to(tmp_path)
+    (folder / "carol" / "ex8.ipynb").symlink_to(secret)
+    os.mkfifo(folder / "x_ex8.ipynb")
+    (folder / "=HYPERLINK(1)_ex8.ipynb").write_text("not json")
+    pwned = tmp_path / "pwned"  # a module beside the submissions is never imported as root
+    (folder / "json.py").write_text(f"open({str(pwned)!r}, 'w').close()\n")
+    before = os.umask(0o022)
+    try:
+        summary = grade_folder(folder, out=out, profile="structure", workers=1, threads=1)
+    finally:
+        os.umask(before)
+    assert [(s.path, s.reason) for s in summary.skipped] == [
+        ("alice_ex8.py", LINK), ("bob", LINK), ("carol/ex8.ipynb", LINK),
+        ("json.py", UNCLAIMED), ("x_ex8.ipynb", "a FIFO, not a regular file; it was not opened")]
+    assert not pwned.exists()
+    with open(out / GRADEBOOK, newline="") as fh:
+        _, row = list(csv.reader(fh))
+    assert row[:2] == ["'=HYPERLINK(1)", ""] and row[-3] == "not_graded"
+    assert row[-2].startswith("'=HYPERLINK(1)_ex8.ipynb is not a notebook: not valid JSON")
+    assert row[-1] == "HYPERLINK_1/feedback.html"
+    found = list(out.rglob("*"))
+    assert not [p for p in found if p.is_file() and b"TOP-SECRET" in p.read_bytes()]
+    assert {p.relative_to(out).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in found
+            if p.is_file()} == dict.fromkeys(
+        [".ex8-grader", ".HYPERLINK_1.lock", "gradebook.csv", "manifest.json", "index.html",
+         *(f"HYPERLINK_1/{n}" for n in ("batch.json", "results.json", "result.json",
+                                        "feedback.html", ".ex8-grader"))], oct(0o644))
 
 
 def test_student_ids_from_lms_download_names(tmp_path):

@@ -1,10 +1,11 @@
 """Finding a batch's submissions, without a kernel: links, FIFOs, devices and sockets are skipped
 and never opened; Moodle's and Canvas' download names never claim each other's students; names
-with control characters are skipped; the grading process grades a copy of exactly
-the bytes it hashed."""
+with control characters are skipped; the gradebook is safe to open in a spreadsheet; the grading
+process grades a copy of exactly the bytes it hashed."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import socket
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import find_submissions
-from grader.batch.discover import UNCLAIMED, identify_file, identify_folder
+from grader.batch import Row, find_submissions, stored
+from grader.batch.discover import UNCLAIMED, identify_file, identify_folder, safe_folder
 from grader.batch.worker import stage
 from grader.errors import InputError
 
@@ -203,6 +204,11 @@ def test_names_with_control_characters_are_skipped_and_shown_escaped(tmp_path):
                                ("eve\\x1b[2J/", control), ("frank/ex8\\r.ipynb", control)]
 
 
+def test_a_student_folder_never_begins_with_a_dash():
+    assert safe_folder("-rf") == "rf" and safe_folder("=1+1") == "1_1"
+    assert safe_folder("..") == "_" and safe_folder("bob smith") == "bob_smith"
+
+
 # --------------------------------------------------------------------------- the worker's copy
 
 
@@ -227,3 +233,28 @@ def test_the_grading_process_grades_a_copy_of_exactly_the_bytes_it_hashed(tmp_pa
     with pytest.raises(InputError, match=r"^x_ex8.ipynb was not graded: a FIFO, not a regular "
                                          r"file; it was not opened\.$"):
         stage(str(folder), "x_ex8.ipynb", tmp_path / "staging-x")
+
+
+# --------------------------------------------------------------------------- stored files
+
+
+def test_gradebook_cells_a_spreadsheet_would_run_are_quoted_and_numbers_stay_numbers(tmp_path):
+    rows = {
+        "=HYPERLINK(\"http://x\")": Row("=HYPERLINK(\"http://x\")", "+Jane", {"rnn": 3.0},
+                                        3.0, "graded", "", "HYPERLINK_http_x/feedback.html"),
+        "@SUM(A1)": Row("@SUM(A1)", "-Bob", {"rnn": -1.5}, -1.5, "not_graded",
+                        "\tcmd|' /C calc'!A0", "SUM_A1/feedback.html"),
+        "carol": Row("carol", "Carol O'Neil", {}, None, "error", "\rx, \"y\"\nz",
+                     "carol/feedback.html"),
+    }
+    stored.write_gradebook(tmp_path, rows, ["rnn"])
+    with open(tmp_path / stored.GRADEBOOK, newline="") as fh:
+        book = list(csv.reader(fh))
+    assert book == [
+        ["student", "name", "rnn", "total", "status", "reason", "feedback"],
+        ["'=HYPERLINK(\"http://x\")", "'+Jane", "3", "3", "graded", "",
+         "HYPERLINK_http_x/feedback.html"],
+        ["'@SUM(A1)", "'-Bob", "-1.5", "-1.5", "not_graded", "'\tcmd|' /C calc'!A0",
+         "SUM_A1/feedback.html"],
+        ["carol", "Carol O'Neil", "", "", "error", "'\rx, \"y\"\nz", "carol/feedback.html"],
+    ]

@@ -129,8 +129,9 @@ def pick(names: Iterable[str]) -> tuple[str | None, str | None]:
 
 
 def safe_folder(student: str) -> str:
-    """A folder name for a student id that came from a file name the TA did not choose."""
-    return re.sub(r"[^\w.-]+", "_", student).strip("._") or "_"
+    """A folder name for a student id that came from a file name the TA did not choose; it
+    never begins with "-" (nor "." or "_"), so it never reads as an option or a formula."""
+    return re.sub(r"^[._-]+|[._]+$", "", re.sub(r"[^\w.-]+", "_", student)) or "_"
 
 
 def refusal(what: str) -> str:

@@ -17,12 +17,21 @@ from .worker import Settings
 
 __all__ = ["GRADEBOOK", "INDEX", "MARKER", "MANIFEST", "Row", "row_of", "failed_result",
            "run_digest", "read_json", "write_marker", "reusable", "write_manifest",
-           "write_gradebook"]
+           "write_gradebook", "spreadsheet_text"]
 
 GRADEBOOK = "gradebook.csv"
 INDEX = "index.html"
 MARKER = "batch.json"  # in each student's folder: what was graded, with which rubric, the row
 MANIFEST = "manifest.json"  # in the output folder: the last run's students and skipped files
+#: what a spreadsheet reads as the start of a formula (OWASP, "CSV Injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """A text cell that a spreadsheet shows as text, never runs as a formula: one beginning
+    with ``= + - @``, a tab or a carriage return gets a single quote in front, as OWASP
+    advises."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 @dataclass(frozen=True)
@@ -39,9 +48,13 @@ class Row:
     seconds: float = 0.0
 
     def cells(self, task_ids: list[str]) -> list[str]:
+        """The gradebook's cells: numbers as the grader wrote them, text made safe to open in
+        a spreadsheet (``spreadsheet_text``)."""
         pts = [f"{self.points[t]:g}" if t in self.points else "" for t in task_ids]
         total = "" if self.total is None else f"{self.total:g}"
-        return [self.student, self.name, *pts, total, self.status, self.reason, self.feedback]
+        text = [spreadsheet_text(t) for t in (self.student, self.name, self.status,
+                                               self.reason, self.feedback)]
+        return [*text[:2], *pts, total, *text[2:]]
 
 
 def _status(result: SubmissionResult) -> tuple[str, str]:
