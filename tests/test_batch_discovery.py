@@ -1,7 +1,8 @@
 """Finding a batch's submissions, without a kernel: links, FIFOs, devices and sockets are skipped
 and never opened; Moodle's and Canvas' download names never claim each other's students; names
-with control characters are skipped; the gradebook is safe to open in a spreadsheet; the grading
-process grades a copy of exactly the bytes it hashed."""
+with control characters are skipped; what a batch stores reads back only as it was written; the
+gradebook is safe to open in a spreadsheet; the grading process grades a copy of exactly the
+bytes it hashed."""
 
 from __future__ import annotations
 
@@ -258,3 +259,45 @@ def test_gradebook_cells_a_spreadsheet_would_run_are_quoted_and_numbers_stay_num
          "SUM_A1/feedback.html"],
         ["carol", "Carol O'Neil", "", "", "error", "'\rx, \"y\"\nz", "carol/feedback.html"],
     ]
+
+
+def _row(**kw) -> Row:
+    return Row(**{**dict(student="alice", name="", points={"rnn": 3.0}, total=3.0,
+                         status="graded", reason="", feedback="alice/feedback.html"), **kw})
+
+
+def test_a_marker_reads_back_only_as_the_grader_wrote_it(tmp_path):
+    from grader.batch import Job
+    from grader.batch.worker import Settings
+
+    job = Job("alice", "", "", "alice_ex8.ipynb", "alice", content="c" * 64)
+    settings = Settings("quick", "r.yaml", "d" * 64, str(tmp_path), str(tmp_path))
+    (tmp_path / "alice").mkdir()
+    stored.write_marker(tmp_path, job, settings, _row(), "run", 300, "host:1")
+    path = tmp_path / "alice" / stored.MARKER
+    marker = stored.read_marker(path)
+    assert (marker.content, marker.run, marker.timeout, marker.row) == ("c" * 64, "run", 300,
+                                                                        _row())
+    good = path.read_text()
+    for bad in ("[", "[]", good.replace('"graded"', '"perfect"'),
+                good.replace('"total": 3.0', '"total": "3"'), good.replace('"run"', '"ran"')):
+        path.write_text(bad)
+        assert stored.read_marker(path) is None, bad
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text(good)
+    assert stored.read_marker(path) is None  # the grader writes no links
+
+
+def test_a_manifest_names_student_folders_inside_the_output_folder_only(tmp_path):
+    from grader.batch import Job
+
+    stored.write_manifest(tmp_path, tmp_path, "quick",
+                          [Job("alice", "", "", "alice_ex8.ipynb", "alice")], [])
+    manifest = stored.read_manifest(tmp_path / stored.MANIFEST)
+    assert manifest.students == ({"student": "alice", "folder": "alice",
+                                  "shown": "alice_ex8.ipynb"},)
+    text = (tmp_path / stored.MANIFEST).read_text()
+    (tmp_path / stored.MANIFEST).write_text(text.replace('"folder": "alice"',
+                                                         '"folder": "../../etc"'))
+    assert stored.read_manifest(tmp_path / stored.MANIFEST) is None

@@ -4,13 +4,11 @@ batch re-scored with an edited rubric without running anything again."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
 from ..errors import InputError, RubricError, output_folder
-from ..report import atomic_write_text
 from ..report.summary import write_index
 from ..results import from_dict
 from . import stored
@@ -120,7 +118,7 @@ def _pending(book: _Book, jobs: list[Job], force: bool) -> list[Job]:
             book.not_graded(job)
             continue
         kept = None if force else stored.reusable(
-            stored.read_json(book.out / job.folder / MARKER), job, book.settings, book.timeout)
+            stored.read_marker(book.out / job.folder / MARKER), job, book.settings, book.timeout)
         if kept is not None:
             book.rows[job.student] = kept
         else:
@@ -195,44 +193,42 @@ def rescore_folder(folder: str | Path, *, rubric: str | Path | None = None,
     folder = Path(folder)
     if not (folder / GRADEBOOK).is_file():
         folder = Path(out) if out else default_out(folder)
-    manifest = stored.read_json(folder / MANIFEST)
+    manifest = stored.read_manifest(folder / MANIFEST)
     if manifest is None or not (folder / GRADEBOOK).is_file():
         raise InputError(f"The folder {folder} holds no graded batch (no {GRADEBOOK}); grade "
                          "it first.", path=str(folder))
     rub = load_rubric(rubric)
-    profile = manifest["profile"]
-    digest = stored.run_digest(rub, profile)
+    digest = stored.run_digest(rub, manifest.profile)
     # students that never finished are left to the next `grade` run
-    markers = {e["student"]: (e, m) for e in manifest["students"]
-               if (m := stored.read_json(folder / e["folder"] / MARKER)) is not None}
-    if any(m.get("run") != digest for _, m in markers.values()):
-        raise RubricError(f"The rubric {rub.path} changes what the {profile} profile runs or "
-                          "measures (its parameters, evaluation or tasks); grade again with "
-                          "--force instead of re-scoring.", path=str(rub.path))
+    markers = {e["student"]: (e, m) for e in manifest.students
+               if (m := stored.read_marker(folder / e["folder"] / MARKER)) is not None}
+    if any(m.run != digest for _, m in markers.values()):
+        raise RubricError(f"The rubric {rub.path} changes what the {manifest.profile} profile "
+                          "runs or measures (its parameters, evaluation or tasks); grade again "
+                          "with --force instead of re-scoring.", path=str(rub.path))
     book = _Book(folder, None, digest, 0.0, [t.id for t in rub.tasks])
     changed = sum(_rescore_one(book, rub, entry, marker) for entry, marker in markers.values())
     Progress(progress, 0).say(f"re-scored {len(book.rows)} submission(s) with {rub.path}: "
                               f"{changed} row(s) changed")
-    skipped = [Skipped(**s) for s in manifest.get("skipped", [])]
-    shown = {e["student"]: e["shown"] for e in manifest["students"]}
-    write_index(folder / INDEX, book.sorted(), rub, profile, skipped, names=shown)
-    return BatchSummary(out=folder, rows=book.sorted(), skipped=tuple(skipped), graded=0,
+    shown = {e["student"]: e["shown"] for e in manifest.students}
+    write_index(folder / INDEX, book.sorted(), rub, manifest.profile, manifest.skipped,
+                names=shown)
+    return BatchSummary(out=folder, rows=book.sorted(), skipped=manifest.skipped, graded=0,
                         reused=len(book.rows), task_ids=tuple(book.task_ids),
                         extra={"changed": changed})
 
 
-def _rescore_one(book: _Book, rub, entry: dict, marker: dict) -> bool:
+def _rescore_one(book: _Book, rub, entry: dict[str, str], marker: stored.Marker) -> bool:
     """Re-score one student's stored run into the book; whether the row changed."""
     from ..pipeline import rescore
 
     student_out = book.out / entry["folder"]
-    row = before = Row(**marker["row"])
+    row = marker.row
     if row.status in ("graded", "timeout", "kernel_died") and \
             (student_out / "result.json").is_file():
         job = Job(student=entry["student"], name=row.name, source="", shown=entry["shown"],
-                  folder=entry["folder"], content=marker["content"])
+                  folder=entry["folder"], content=marker.content)
         row = stored.row_of(job, rescore(student_out, rub), row.seconds)
-    marker.update(rubric=rub.digest, row=asdict(row))
-    atomic_write_text(student_out / MARKER, json.dumps(marker, indent=1))
+    stored.save_marker(student_out / MARKER, replace(marker, rubric=rub.digest, row=row))
     book.add(row)
-    return row != before
+    return row != marker.row
