@@ -35,7 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.batch import _cores, grade_folder  # noqa: E402
+from grader.batch import grade_folder  # noqa: E402
+from grader.sandbox import cores as _cores  # noqa: E402
 
 
 def main() -> int:

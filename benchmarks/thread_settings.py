@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.batch import _cores  # noqa: E402
+from grader.sandbox import cores as _cores  # noqa: E402
 from grader.sandbox import plan, thread_env  # noqa: E402
 
 CONFINED = "confined: the grader now, in the kernel's confinement"

@@ -202,6 +202,9 @@ def _main(argv: list[str] | None) -> int:
     rescore = bool(argv) and argv[0] == "rescore"
     args = (build_rescore_parser().parse_args(argv[1:]) if rescore
             else build_parser().parse_args(argv))
+    if not rescore and not args.path.exists():  # nothing to grade: nothing is written either
+        print(f"grade: {args.path} does not exist.", file=sys.stderr)
+        return EXIT_NOT_GRADED
     if rescore or args.path.is_dir():
         try:
             return _batch(args, rescore)

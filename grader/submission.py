@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 
 from .errors import InputError
+from .files import read_submission_file
 from .kernel.cells import HARVEST_TAG, KERNELSPEC, harvest_source, wrap_module
 from .readers import _depth
 
@@ -58,18 +59,8 @@ def _decode(path: Path, data: bytes) -> str:
 def read_submission(path: str | Path) -> Submission:
     """Validate the file before any kernel starts; one clear sentence when it is unusable."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path} does not exist.", path=str(path))
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a submission file.", path=str(path))
-    if path.suffix not in (".ipynb", ".py"):
-        raise InputError(f"{path} is neither a notebook (.ipynb) nor a Python module (.py).",
-                         path=str(path))
-    size = path.stat().st_size
-    if size > MAX_SUBMISSION_BYTES:
-        raise InputError(f"{path} is {size >> 20} MB; a submission may have at most "
-                         f"{MAX_SUBMISSION_BYTES >> 20} MB (clear the outputs).", path=str(path))
-    text = _decode(path, path.read_bytes())
+    # a regular file only (not a FIFO or /dev/zero), read from one descriptor with a bound
+    text = _decode(path, read_submission_file(path, (".ipynb", ".py"), MAX_SUBMISSION_BYTES))
     if path.suffix == ".py":
         try:
             compile(text, str(path), "exec")

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ import yaml
 
 from grader import batch, cli
 from grader.batch import GRADEBOOK, MARKER, find_submissions, grade_folder
+from grader.batch.discover import UNCLAIMED
 from grader.rubric import default_rubric_path, load_rubric
 
 from .browser import visit
@@ -53,14 +55,15 @@ NO_POOLING_BUILDER = (
 # re-scoring has a threshold to raise: accuracy thresholds otherwise apply in quick/full only
 EXPECTED = {
     "asleep_times_out": ("timeout", dict(rnn=0, task1=0, task2=0, task3=0, bonus=0), 0),
-    "full_marks_reference": ("graded", dict(rnn=3, task1=22, task2=16, task3=16, bonus=17), 74),
-    "lstm64_loses_task1": ("graded", dict(rnn=3, task1=14, task2=16, task3=16, bonus=17), 66),
+    "full_marks_reference": ("graded", dict(rnn=1, task1=22, task2=13, task3=13, bonus=15), 64),
+    "lstm64_loses_task1": ("graded", dict(rnn=1, task1=14, task2=13, task3=13, bonus=15), 56),
     "malformed_not_graded": ("not_graded", None, None),
-    "template_scores_3": ("graded", dict(rnn=3, task1=0, task2=0, task3=0, bonus=0), 3),
-    "unpooled_task3_builder_only": ("graded", dict(rnn=3, task1=0, task2=0, task3=7, bonus=0),
-                                    10),
+    "template_scores_1": ("graded", dict(rnn=1, task1=0, task2=0, task3=0, bonus=0), 1),
+    "unpooled_task3_builder_only": ("graded", dict(rnn=1, task1=0, task2=0, task3=7, bonus=0),
+                                    8),
 }
-CHEAP = ("malformed_not_graded", "template_scores_3", "unpooled_task3_builder_only")
+CHEAP = ("malformed_not_graded", "template_scores_1", "unpooled_task3_builder_only")
+LINK = "a link; links are never followed (copy the file itself into the folder)"
 
 
 def _test_rubric(path: Path, task1_structure_threshold: float) -> Path:
@@ -79,7 +82,7 @@ def _test_rubric(path: Path, task1_structure_threshold: float) -> Path:
 def _make_folder(folder: Path) -> Path:
     folder.mkdir(parents=True)
     variant(REFERENCE_NB, folder / "full_marks_reference_ex8.ipynb")
-    shutil.copyfile(TEMPLATE_NB, folder / "template_scores_3_ex8.ipynb")
+    shutil.copyfile(TEMPLATE_NB, folder / "template_scores_1_ex8.ipynb")
     variant(REFERENCE_NB, folder / "lstm64_loses_task1_ex8.ipynb",
             ("def build_lstm_model", "layers.LSTM(128),", "layers.LSTM(64),"))
     variant(TEMPLATE_NB, folder / "unpooled_task3_builder_only_ex8.ipynb", NO_POOLING_BUILDER)
@@ -88,6 +91,8 @@ def _make_folder(folder: Path) -> Path:
              "import time\ntime.sleep(10 ** 6)\nkeras.utils.set_random_seed(SEED)"))
     (folder / "malformed_not_graded_ex8.ipynb").write_text("{ this is not a notebook")
     (folder / "notes.txt").write_text("not a submission")
+    (folder / "linked_ex8.py").symlink_to("/etc/shadow")  # never read, though root may
+    os.mkfifo(folder / "waiting_ex8.ipynb")  # never opened: it would block the batch
     return folder
 
 
@@ -138,7 +143,8 @@ def test_six_submissions_give_six_rows_with_their_statuses(six):
     assert book["malformed_not_graded"]["reason"].startswith(
         "malformed_not_graded_ex8.ipynb is not a notebook"), book["malformed_not_graded"]
     assert [(s.path, s.reason) for s in summary.skipped] == [
-        ("notes.txt", "not a notebook or a .py file")]
+        ("linked_ex8.py", LINK), ("notes.txt", "not a notebook or a .py file"),
+        ("waiting_ex8.ipynb", "a FIFO, not a regular file; it was not opened")]
     assert summary.graded == 6 and summary.reused == 0
     last = log.strip().splitlines()[-1]
     assert last.startswith("[6/6] ") and "done 6, running 0, failed 2" in last, last
@@ -158,6 +164,7 @@ def test_class_summary_links_every_student_and_groups_failures(six, tmp_path):
     assert "Could not be graded (the file as submitted) (1)" in html
     assert "Stopped at the time limit (1)" in html
     assert "notes.txt: not a notebook or a .py file" in html
+    assert f"linked_ex8.py: {LINK}" in html
     page = visit(out / "index.html", tmp_path / "index.png")
     assert page.page_errors == [] and page.dialogs == []
     assert [c for c in page.console if c[0] in ("error", "warning")] == []
@@ -173,7 +180,7 @@ def test_unchanged_rerun_grades_nothing(six, monkeypatch):
     def no_grading(job, settings):
         raise AssertionError(f"{job.student} was graded again")
 
-    monkeypatch.setattr(batch, "run_job", no_grading)
+    monkeypatch.setattr(batch.worker, "run_job", no_grading)
     summary = grade_folder(folder, out=out, **_args(rubric))
     assert (summary.graded, summary.reused) == (0, 6)
     assert (out / GRADEBOOK).read_bytes() == before
@@ -184,7 +191,7 @@ def test_dask_local_cluster_gives_the_same_gradebook(six, tmp_path):
     from distributed import Client, LocalCluster
 
     folder, out, _, rubric, _ = six
-    regraded = ("malformed_not_graded", "template_scores_3")
+    regraded = ("malformed_not_graded", "template_scores_1")
     out2 = _copy_without(out, tmp_path / "graded", regraded)
     args = _args(rubric)
     del args["workers"], args["threads"]  # a Dask worker shares its own machine's cores out
@@ -199,7 +206,7 @@ def test_dask_local_cluster_gives_the_same_gradebook(six, tmp_path):
     for student in regraded:  # graded by the cluster's workers, not in this process
         worker = json.loads((out2 / student / MARKER).read_text())["worker"]
         assert int(worker.rsplit(":", 1)[1]) in pids, worker
-    assert json.loads((out2 / "template_scores_3" / "result.json").read_text())["extra"][
+    assert json.loads((out2 / "template_scores_1" / "result.json").read_text())["extra"][
         "kernel_seconds"] > 0
 
 
@@ -264,14 +271,15 @@ def test_rescore_after_raising_a_threshold_changes_exactly_the_affected_rows(six
     changed = {s for s in before if before[s] != after[s]}
     assert changed == affected
     for s in changed:
-        assert float(after[s]["task1"]) == float(before[s]["task1"]) - 6
-        assert float(after[s]["total"]) == float(before[s]["total"]) - 6
+        points = load_rubric(new_rubric).task("task1").check("accuracy").points
+        assert float(after[s]["task1"]) == float(before[s]["task1"]) - points == 13
+        assert float(after[s]["total"]) == float(before[s]["total"]) - points
         assert {k: v for k, v in after[s].items() if k not in ("task1", "total")} == \
             {k: v for k, v in before[s].items() if k not in ("task1", "total")}
     assert seconds < 60, seconds
 
     # the re-scored rows count as graded with the new rubric: nothing is graded again
-    monkeypatch.setattr(batch, "run_job", lambda job, settings: pytest.fail(job.student))
+    monkeypatch.setattr(batch.worker, "run_job", lambda job, settings: pytest.fail(job.student))
     summary = grade_folder(folder, out=out4, **_args(new_rubric))
     assert (summary.graded, summary.reused) == (0, 6)
     assert _gradebook(out4) == after
@@ -320,6 +328,46 @@ def test_a_grading_process_that_dies_is_a_row_and_is_tried_again(tmp_path):
         "sleeper": "timeout", "exits": "kernel_died", hostile: "not_graded"}
     page = visit(out / "index.html")
     assert page.dialogs == [] and page.page_errors == []
+
+
+def test_hostile_entries_are_skipped_or_not_graded_and_every_output_has_one_mode(tmp_path):
+    """No kernel starts: nothing here can be graded. A link to a root-only file, a linked
+    student folder and a FIFO are skipped unread; a module beside the submissions is not
+    imported by the grading process; a name a spreadsheet would run is a quoted cell; every
+    file the batch writes has the mode the umask gives (0644 here)."""
+    folder, out = tmp_path / "subs", tmp_path / "graded"
+    (folder / "carol").mkdir(parents=True)
+    secret = tmp_path / "secret"
+    secret.write_text("TOP-SECRET")
+    secret.chmod(0o600)
+    (folder / "alice_ex8.py").symlink_to(secret)
+    (folder / "bob").symlink_to(tmp_path)
+    (folder / "carol" / "ex8.ipynb").symlink_to(secret)
+    os.mkfifo(folder / "x_ex8.ipynb")
+    (folder / "=HYPERLINK(1)_ex8.ipynb").write_text("not json")
+    pwned = tmp_path / "pwned"  # a module beside the submissions is never imported as root
+    (folder / "json.py").write_text(f"open({str(pwned)!r}, 'w').close()\n")
+    before = os.umask(0o022)
+    try:
+        summary = grade_folder(folder, out=out, profile="structure", workers=1, threads=1)
+    finally:
+        os.umask(before)
+    assert [(s.path, s.reason) for s in summary.skipped] == [
+        ("alice_ex8.py", LINK), ("bob", LINK), ("carol/ex8.ipynb", LINK),
+        ("json.py", UNCLAIMED), ("x_ex8.ipynb", "a FIFO, not a regular file; it was not opened")]
+    assert not pwned.exists()
+    with open(out / GRADEBOOK, newline="") as fh:
+        _, row = list(csv.reader(fh))
+    assert row[:2] == ["'=HYPERLINK(1)", ""] and row[-3] == "not_graded"
+    assert row[-2].startswith("'=HYPERLINK(1)_ex8.ipynb is not a notebook: not valid JSON")
+    assert row[-1] == "HYPERLINK_1/feedback.html"
+    found = list(out.rglob("*"))
+    assert not [p for p in found if p.is_file() and b"TOP-SECRET" in p.read_bytes()]
+    assert {p.relative_to(out).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in found
+            if p.is_file()} == dict.fromkeys(
+        [".ex8-grader", ".HYPERLINK_1.lock", "gradebook.csv", "manifest.json", "index.html",
+         *(f"HYPERLINK_1/{n}" for n in ("batch.json", "results.json", "result.json",
+                                        "feedback.html", ".ex8-grader"))], oct(0o644))
 
 
 def test_student_ids_from_lms_download_names(tmp_path):

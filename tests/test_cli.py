@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 from pathlib import Path
 
 import nbformat
@@ -23,6 +26,8 @@ def test_arguments_reach_grade_submission(monkeypatch, tmp_path, capsys):
                                 status="graded")
 
     monkeypatch.setattr(pipeline, "grade_submission", fake)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub.ipynb").write_text("{}")  # a path that does not exist never gets this far
     code = cli.main(["sub.ipynb", "--profile", "structure", "--rubric", "r.yaml", "--out",
                      str(tmp_path), "--data", "imdb.npz", "--timeout", "99",
                      "--cell-timeout", "7"])
@@ -31,8 +36,10 @@ def test_arguments_reach_grade_submission(monkeypatch, tmp_path, capsys):
                     "out": tmp_path, "data": "imdb.npz", "timeout": 99.0, "cell_timeout": 7.0}
 
 
-def test_defaults(monkeypatch):
+def test_defaults(monkeypatch, tmp_path):
     seen = {}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.py").write_text("")
     monkeypatch.setattr(pipeline, "grade_submission", lambda path, **kw: seen.update(kw) or
                         SubmissionResult(submission=str(path), profile="quick", status="graded"))
     cli.main(["x.py"])
@@ -83,6 +90,53 @@ def test_missing_file(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "does not exist" in err
     assert_one_sentence(err.removeprefix("grade: "))
+
+
+@pytest.mark.parametrize("arg", ["nosuch.ipynb", "nosuchdir/"])
+def test_a_path_that_does_not_exist_writes_nothing(tmp_path, monkeypatch, capsys, arg):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([arg, "--profile", "structure"]) == 2
+    assert capsys.readouterr().err == f"grade: {arg.rstrip('/')} does not exist.\n"
+    assert list(tmp_path.iterdir()) == []  # no nosuch_graded/ with a report in it
+
+
+def _in_time(func, seconds: float = 20.0):
+    """``func()`` in a thread: a read that blocks fails the test instead of hanging it."""
+    done = {}
+    thread = threading.Thread(target=lambda: done.update(value=func()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "it hung"
+    return done["value"]
+
+
+@pytest.mark.parametrize("make, what", [
+    (lambda p: p.symlink_to("/dev/zero"), "a character device"),
+    (lambda p: os.mknod(p, stat.S_IFCHR | 0o600, os.makedev(1, 5)), "a character device"),
+    (os.mkfifo, "a FIFO"),
+])
+def test_a_link_to_dev_zero_a_fifo_or_a_device_is_exit_2_naming_the_file(tmp_path, capsys,
+                                                                          make, what):
+    path = tmp_path / "zero_ex8.py"
+    make(path)
+    code = _in_time(lambda: cli.main([str(path), "--out", str(tmp_path / "out")]))
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"grade: {path} is {what}, not a submission file.\n"
+    assert_one_sentence(err.strip().removeprefix("grade: "))
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_every_report_gets_the_mode_the_umask_gives(tmp_path, capsys, umask, mode):
+    path = _write(tmp_path / "not_json.ipynb", "{this is not json")
+    before = os.umask(umask)
+    try:
+        code = cli.main([str(path), "--out", str(tmp_path / "out")])
+    finally:
+        os.umask(before)
+    assert code == 2
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}
+    assert modes == dict.fromkeys((".ex8-grader", "results.json", "result.json",
+                                   "feedback.html"), mode)
 
 
 @pytest.mark.parametrize("files, words", [
@@ -152,6 +206,7 @@ def test_a_failure_of_the_grader_itself_is_exit_3_with_its_traceback(tmp_path, m
         raise RuntimeError("an unforeseen bug")
 
     monkeypatch.setattr(pipeline, "grade_submission", broken)
+    (tmp_path / "x.ipynb").write_text("{}")
     assert cli.main([str(tmp_path / "x.ipynb")]) == cli.EXIT_GRADER_FAILED == 3
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "RuntimeError: an unforeseen bug" in err

@@ -69,8 +69,10 @@ def test_colour_only_on_a_terminal_without_no_color(monkeypatch):
     assert not use_colour(_Terminal())
 
 
-def test_grade_piped_prints_plain_text(monkeypatch, capsys):
+def test_grade_piped_prints_plain_text(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(pipeline, "grade_submission", lambda path, **kw: _result())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ex8.ipynb").write_text("{}")  # a path that does not exist never gets this far
     assert cli.main(["ex8.ipynb"]) == 1
     out = capsys.readouterr().out
     assert out.splitlines() == summary_lines(_result()) + ["feedback: ex8_graded/feedback.html"]
