@@ -17,7 +17,9 @@ sides alike.
 
 The CPU column bounds the speed-up: with every core busy, N workers take at least
 CPU per submission / cores per submission, so the speed-up over one worker is at most
-cores x (one worker's time per submission) / (CPU per submission).
+cores x (one worker's time per submission) / (its CPU per submission). The efficiency column is
+the speed-up over that bound (1.0: the workers use every core a lone grading leaves idle), and
+the last column the throughput: gradings per hour per core.
 """
 
 from __future__ import annotations
@@ -81,16 +83,21 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
     rows = [(w, args.threads or max(1, cores // w), seconds[w], cpu[w]) for w in args.workers]
 
-    base = rows[0][2]
+    base, base_cpu = rows[0][2], rows[0][3]
     graded = args.submissions * args.rounds
+    # the most any number of workers can gain on these cores: a lone grading keeps
+    # base_cpu / base of them busy already
+    bound = cores * base / base_cpu
     print(f"{args.submissions} submissions (copies of the reference), {args.profile} profile, "
-          f"{cores} cores, {args.rounds} round(s)")
+          f"{cores} cores, {args.rounds} round(s); CPU bound of the speed-up: {cores} x "
+          f"{base / graded:.1f} s / {base_cpu / graded:.1f} s = {bound:.2f}x")
     print("| workers | threads per kernel | wall time | per submission | CPU per submission "
-          "| speed-up |")
-    print("|---:|---:|---:|---:|---:|---:|")
+          "| speed-up | efficiency (speed-up / bound) | gradings per hour per core |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for workers, threads, wall, used in rows:
         print(f"| {workers} | {threads} | {wall:.0f} s | {wall / graded:.1f} s "
-              f"| {used / graded:.1f} s | {base / wall:.2f}x |")
+              f"| {used / graded:.1f} s | {base / wall:.2f}x | {base / wall / bound:.2f} "
+              f"| {graded / (wall / 3600) / cores:.1f} |")
     return 0
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/grading_time.py --profile structure [--repeat 2]
     python benchmarks/grading_time.py --profile quick --repeat 2
+    python benchmarks/grading_time.py --profile quick --against MAX_REVIEW_LENGTH=500 ...
 
 Side by side, in one run: (1) the submission prepared as the grader prepares it (the profile's
 parameters injected) but executed by a bare ``nbclient.NotebookClient`` with no harvest cell,
@@ -114,7 +115,13 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--submission", type=Path, default=ROOT / "reference" /
                         "ex8_solution.ipynb")
+    parser.add_argument("--against", nargs="+", metavar="NAME=VALUE",
+                        help="also grade with the profile's parameters (or evaluation.NAME) "
+                             "changed so (a profile before a change), interleaved with the "
+                             "profile as it is, and print the ratio of their wall times")
     args = parser.parse_args()
+    if args.against:
+        return compare(args)
 
     from grader.data import ensure_cache
     from grader.pipeline import grade_submission
@@ -171,6 +178,63 @@ def main() -> int:
         if max(med(bare_s), med(graded_s)) > 2:
             print(f"| `{key}` | {med(bare_s):.1f} | {med(graded_s):.1f} | "
                   f"{med(graded_s) / med(bare_s):.2f} |")
+    return 0
+
+
+def _changed_rubric(profile_name: str, changes: list[str], path: Path) -> Path:
+    """The bundled rubric with ``changes`` to one profile's parameters, written to ``path``
+    (the evaluator reads the rubric from a file)."""
+    import yaml
+
+    from grader.rubric import default_rubric_path
+
+    raw = yaml.safe_load(default_rubric_path().read_text())
+    for item in changes:  # NAME=VALUE: a parameter; evaluation.NAME=VALUE: the evaluator's
+        name, _, value = item.partition("=")
+        section, _, name = name.rpartition(".")
+        raw["profiles"][profile_name][section or "parameters"][name] = \
+            None if value == "None" else int(value)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def compare(args) -> int:
+    """The profile as it is against the same profile with ``--against``'s parameters, graded
+    alternately (``--repeat`` pairs), wall times and peak memory side by side."""
+    from grader.data import ensure_cache
+    from grader.pipeline import grade_submission
+
+    ensure_cache()
+    times: dict[str, list[float]] = {"now": [], "against": []}
+    peaks: dict[str, list[int]] = {"now": [], "against": []}
+    scores: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        other = _changed_rubric(args.profile, args.against, Path(tmp) / "against.yaml")
+        for i in range(args.repeat):
+            order = ("now", "against") if i % 2 == 0 else ("against", "now")
+            for side in order:
+                watch = PeakMemory()
+                watch.start()
+                start = time.perf_counter()
+                result = grade_submission(args.submission, profile=args.profile,
+                                          out=Path(tmp) / f"{side}{i}",
+                                          rubric=other if side == "against" else None)
+                times[side].append(time.perf_counter() - start)
+                watch.stop()
+                peaks[side].append(watch.peak)
+                scores[side] = f"{result.score:g}/{result.max_score:g}"
+                print(f"run {i + 1}, {side}: {times[side][-1]:.1f} s, score {scores[side]}",
+                      flush=True)
+    med = statistics.median
+    print(f"\n{args.submission.name}, profile {args.profile} against {' '.join(args.against)}, "
+          f"{args.repeat} pair(s), medians\n")
+    print("| figure | as it is | against | ratio |")
+    print("|---|---|---|---|")
+    print(f"| `grade` end to end | {med(times['now']):.1f} s | {med(times['against']):.1f} s "
+          f"| {med(times['now']) / med(times['against']):.2f} |")
+    print(f"| peak memory, process tree | {max(peaks['now']) / 2**30:.2f} GB | "
+          f"{max(peaks['against']) / 2**30:.2f} GB | |")
+    print(f"| score | {scores['now']} | {scores['against']} | |")
     return 0
 
 

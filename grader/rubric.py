@@ -93,6 +93,12 @@ class Rubric:
     def task(self, task_id: str) -> TaskSpec:
         return next(t for t in self.tasks if t.id == task_id)
 
+    def review_length(self, profile: Profile) -> int:
+        """The length reviews are padded to in ``profile``: its ``MAX_REVIEW_LENGTH`` (what the
+        notebook's models are built for), else the exercise's (``data.max_review_length``)."""
+        return int(profile.parameters.get("MAX_REVIEW_LENGTH")
+                   or self.data["max_review_length"])
+
     @property
     def held_out(self) -> Mapping[str, int]:
         """``reviews`` and ``seed`` of the test reviews held out of every notebook's data."""

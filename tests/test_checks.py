@@ -308,3 +308,26 @@ def test_no_rubric_may_score_what_the_kernel_reported(tmp_path):
                                           "reported, which earns no points: give it 'points: "
                                           "0'"):
         load_rubric(path)
+
+
+def test_a_review_length_written_by_hand_is_said_in_a_sentence():
+    """The profiles set MAX_REVIEW_LENGTH; a builder with Input(shape=(500,)) cannot be trained
+    on a profile's shorter reviews: the builder check says so, not a shape error."""
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    quick = RUBRIC.profile("quick")
+    short = replace(quick, parameters=MappingProxyType({**quick.parameters,
+                                                        "MAX_REVIEW_LENGTH": 200}))
+    fresh = model(TASK1_LAYERS, 242_561, input_shape=[None, 500])
+    ctx = context(fresh=fresh)
+    ctx.profile = short
+    outcome = run(ctx, "builder")
+    assert outcome.message == (
+        "Task 1: build_lstm_model() builds a model for reviews of 500 words, but "
+        "MAX_REVIEW_LENGTH is 200 in the quick profile, so it cannot be trained or measured on "
+        "its reviews.")
+    assert outcome.hint.startswith("Write keras.Input(shape=(MAX_REVIEW_LENGTH,)) instead of "
+                                   "the number 500")
+    ctx.evaluation["fresh"]["input_shape"] = [None, 200]
+    assert run(ctx, "builder").passed

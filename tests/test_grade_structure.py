@@ -280,3 +280,23 @@ def test_models_changed_after_their_task_are_measured_again(tmp_path):
     assert evaluation["rnn"]["trained"]["metrics"]["accuracy"] == pytest.approx(negatives)
     assert evaluation["task1"]["fresh"]["params"] == 184_897
     assert "same_as_trained" not in evaluation["task1"]["fresh"]
+
+
+def test_rescoring_reads_the_artifacts_the_grading_read_not_a_planted_folder(
+        reference_structure, tmp_path):
+    """A notebook knows its artifact folder's name pattern and can plant another one that a
+    glob would find first; re-scoring reads exactly the folder result.json names."""
+    from grader.pipeline import rescore
+    from grader.rubric import load_rubric
+
+    _, out = reference_structure
+    copy = tmp_path / "graded"
+    shutil.copytree(out, copy, symlinks=True)
+    planted = copy / "work" / "artifacts-0000000000000000"  # sorts before any real name
+    planted.mkdir()
+    (planted / "movies.npz").write_bytes(b"not an npz")
+    before = from_dict(json.loads((copy / "result.json").read_text()))
+    assert before.extra["artifacts"] != planted.name
+    after = rescore(copy, load_rubric())
+    assert [(c.check, c.status, c.message) for t in after.tasks for c in t.checks] == \
+        [(c.check, c.status, c.message) for t in before.tasks for c in t.checks]

@@ -119,6 +119,16 @@ def check_builder(ctx: TaskContext, spec) -> Outcome:
             return Outcome(False, f"{ctx.label}: {name}() returns a model that is not compiled.",
                            hint="Call model.compile(loss=..., optimizer=..., metrics=[...]) "
                                 "inside the builder and return the compiled model.")
+        length = _fixed_length(ctx, fresh)
+        if length is not None:
+            want = ctx.rubric.review_length(ctx.profile)
+            return Outcome(False, f"{ctx.label}: {name}() builds a model for reviews of "
+                                  f"{length} words, but MAX_REVIEW_LENGTH is {want} in the "
+                                  f"{ctx.profile.name} profile, so it cannot be trained or "
+                                  "measured on its reviews.",
+                           hint="Write keras.Input(shape=(MAX_REVIEW_LENGTH,)) instead of "
+                                f"the number {length}: the grader's profiles set "
+                                "MAX_REVIEW_LENGTH.")
         return Outcome(True, f"{ctx.label}: {name}() returns a compiled Keras model.")
     if status == "error":
         error = str(b.get("error"))
@@ -137,6 +147,17 @@ def check_builder(ctx: TaskContext, spec) -> Outcome:
                        hint="Fix that error first: the rest of the cell did not run.")
     return Outcome(False, f"{ctx.label}: {name}() is not defined. " + _found_instead(ctx),
                    hint=f"Keep the name {name}: the grader calls it.")
+
+
+def _fixed_length(ctx: TaskContext, fresh) -> int | None:
+    """The review length an IMDB model was built for, when it is not the profile's (a number
+    written by hand where the template says MAX_REVIEW_LENGTH); None when it fits."""
+    shape = (fresh or {}).get("input_shape")
+    if ctx.task.kind != "imdb" or not isinstance(shape, list) or len(shape) != 2:
+        return None
+    length = shape[1]
+    want = ctx.rubric.review_length(ctx.profile)
+    return length if isinstance(length, int) and length != want else None
 
 
 def _found_instead(ctx: TaskContext) -> str:

@@ -49,10 +49,11 @@ def load_eval_data(rubric, profile, source=None) -> EvalData:
 
     ev, data = profile.evaluation, rubric.data
     seed = data.get("seed", 113)
-    x_test, y_test = load_held_out(data["top_words"], data["max_review_length"],
+    length = rubric.review_length(profile)  # what the notebook's models are built for
+    x_test, y_test = load_held_out(data["top_words"], length,
                                    ev["test_samples"], count=rubric.held_out["reviews"],
                                    seed=rubric.held_out["seed"], source=source)
-    x_train, y_train = load_imdb_subsets(data["top_words"], data["max_review_length"],
+    x_train, y_train = load_imdb_subsets(data["top_words"], length,
                                          {"train": ev["train_samples"]}, seed=seed,
                                          source=source)["train"]
     state = np.random.get_state()

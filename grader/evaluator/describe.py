@@ -129,8 +129,12 @@ def describe_model(model, config: dict, input_shape: tuple) -> dict:
         output_shape = _shape(model.outputs[0].shape)
     except (AttributeError, IndexError, TypeError, ValueError):
         output_shape = _shape(model.compute_output_shape(input_shape))
+    try:  # what the model was built for: (None, 500) where a notebook wrote 500 by hand
+        inputs = _shape(model.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        inputs = None
     return {"layers": layers, "params": int(model.count_params()), "output_shape": output_shape,
-            "compile": _compile_settings(config.get("compile_config"))}
+            "input_shape": inputs, "compile": _compile_settings(config.get("compile_config"))}
 
 
 def _compile_settings(cfg) -> dict | None:

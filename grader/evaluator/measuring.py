@@ -120,7 +120,7 @@ class Evaluator:
     def _measure(self, task, role: str, path: Path, name: str, trained: bool):
         info: dict[str, Any] = {}
         arrays: dict[str, np.ndarray] = {}
-        input_shape = (None, self.rubric.data["max_review_length"]) if task.kind == "imdb" \
+        input_shape = (None, self.rubric.review_length(self.profile)) if task.kind == "imdb" \
             else (None, None, 40, 40, 1)
         started = time.perf_counter()
         try:
@@ -206,8 +206,9 @@ class Evaluator:
         if role != "fresh" or not trained or "layers" not in trained or \
                 without_names(config) != without_names(self.configs.get((task.id, "trained"))):
             return None
-        keys = ("layers", "params", "output_shape", "compile")
-        return {**json.loads(json.dumps({k: trained[k] for k in keys})), "same_as_trained": True}
+        keys = ("layers", "params", "output_shape", "input_shape", "compile")
+        return {**json.loads(json.dumps({k: trained.get(k) for k in keys})),
+                "same_as_trained": True}
 
     def finish(self, keep: dict[str, list[str]] | None = None) -> dict:
         """Measure what was not measured early, or changed since (every role of every task
