@@ -31,7 +31,15 @@ def imdb_source() -> Path:
     return path
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
+def _data_for_tests_that_need_it(request):
+    """Tests that start kernels, train, or read IMDB (markers kernel, slow, data) get the real
+    data and its warm cache; the fast tier (``tox -e fast``) needs neither."""
+    if any(request.node.get_closest_marker(m) for m in ("kernel", "slow", "data")):
+        request.getfixturevalue("_data_cache")
+
+
+@pytest.fixture(scope="session")
 def _data_cache(tmp_path_factory, imdb_source):
     """A cache shared by the whole session, warmed once (tokenising takes ~20 s)."""
     cache = os.environ.get("EX8_CACHE") or str(tmp_path_factory.mktemp("ex8-cache"))

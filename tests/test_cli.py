@@ -156,6 +156,7 @@ def test_a_folder_with_nothing_to_grade_is_exit_2(tmp_path, capsys, files, words
     assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
+@pytest.mark.data  # a batch looks for its data source first
 @pytest.mark.parametrize("batch", [False, True])
 def test_an_output_folder_that_cannot_be_made_is_exit_2(tmp_path, capsys, batch):
     nb = tmp_path / "subs" / "alice_ex8.ipynb"
@@ -169,6 +170,7 @@ def test_an_output_folder_that_cannot_be_made_is_exit_2(tmp_path, capsys, batch)
     assert_one_sentence(err.removeprefix("grade: "))
 
 
+@pytest.mark.data  # a batch looks for its data source first
 @pytest.mark.parametrize("batch, planted", [(False, "work/thesis.tex"), (True, "index.html")])
 def test_an_output_folder_with_someone_elses_files_is_refused(tmp_path, capsys, batch, planted):
     # the grader replaces work/ and its reports in its output folder: `--out .` in a project

@@ -14,6 +14,8 @@ import pytest
 from grader import data
 from grader.errors import DataSourceError
 
+pytestmark = pytest.mark.data
+
 from .conftest import assert_one_sentence
 
 
