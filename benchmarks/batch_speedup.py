@@ -1,7 +1,7 @@
 """Speed-up of batch grading with several local workers over one.
 
     python benchmarks/batch_speedup.py                  # 8 submissions, structure profile, 1 vs 2
-    python benchmarks/batch_speedup.py --rounds 2       # 1, 2, then 2, 1: a drifting machine cancels
+    python benchmarks/batch_speedup.py --rounds 2       # 1, 2, then 2, 1: drift cancels
     python benchmarks/batch_speedup.py --workers 1 2 4 --submissions 12
     python benchmarks/batch_speedup.py --threads 1      # one thread per kernel in every row
 

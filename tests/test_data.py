@@ -14,9 +14,9 @@ import pytest
 from grader import data
 from grader.errors import DataSourceError
 
-pytestmark = pytest.mark.data
-
 from .conftest import assert_one_sentence
+
+pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="module")

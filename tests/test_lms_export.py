@@ -38,7 +38,7 @@ JANE = SubmissionResult(submission="x.ipynb", profile="quick", status="graded", 
 
 
 def make_batch(folder: Path, rows: list[tuple[str, str, str, str, str]],
-               results: dict[str, SubmissionResult] = {}) -> Path:
+               results: dict[str, SubmissionResult] | None = None) -> Path:
     """A graded batch's output folder as `grade FOLDER` leaves it: gradebook.csv, manifest.json
     and, for the students in ``results``, their result.json. Rows: (student, name, total,
     status, reason)."""
@@ -52,7 +52,7 @@ def make_batch(folder: Path, rows: list[tuple[str, str, str, str, str]],
     (folder / "manifest.json").write_text(json.dumps({
         "folder": "/course/submissions", "profile": "quick", "skipped": [],
         "students": [{"student": s, "folder": s, "shown": f"{s}.ipynb"} for s, *_ in rows]}))
-    for student, result in results.items():
+    for student, result in (results or {}).items():
         (folder / student).mkdir()
         (folder / student / "result.json").write_text(json.dumps(to_dict(result)))
     return folder

@@ -90,7 +90,8 @@ RULE_CASES = {
                          ("print_statement", 3, 'print("err", x, file=sys.stderr)'),
                          ("print_statement", 4, "print(x)")]),
     "print_statement_over_two_lines": (
-        "print 'Report:', classification_report(Y_test,\n                                     Y_cls)",
+        "print 'Report:', classification_report(Y_test,\n"
+        "                                     Y_cls)",
         [("print_statement", 1, "print('Report:', classification_report(Y_test,\n"
                                 "                                     Y_cls))")]),
 }
@@ -202,7 +203,8 @@ KEYERROR_TB = ["\x1b[0;31mKeyError\x1b[0m   Traceback (most recent call last)",
 
 def test_a_hint_whose_line_raised_an_error_names_the_error_and_where_it_ran():
     nb = _executed(("x = 1", 1, None),
-                   ("def plot(h):\n    plt.plot(h.history['loss'])\n    plt.plot(h.history['acc'])\n"
+                   ("def plot(h):\n    plt.plot(h.history['loss'])\n"
+                    "    plt.plot(h.history['acc'])\n"
                     "    plt.plot(h.history['val_acc'])", 3, None),
                    ("plot(history)", 4, KEYERROR_TB))
     err = CellError(cell=3, task="rnn", ename="KeyError", evalue="'acc'",
@@ -265,7 +267,8 @@ def test_errors_of_other_kinds_make_no_hints():
 
 def test_a_module_submission_is_read_too(tmp_path):
     module = tmp_path / "sub.py"
-    module.write_text("import numpy as np\n\ndef build():\n    return np.zeros(2, dtype=np.float)\n")
+    module.write_text("import numpy as np\n\ndef build():\n"
+                      "    return np.zeros(2, dtype=np.float)\n")
     tb = ["AttributeError   Traceback (most recent call last)",
           "Cell In[1], line 1\n----> 1 build()",
           f"File {tmp_path}/work/submission.py:4, in build()\n----> 4 return np.zeros(2)",

@@ -69,8 +69,11 @@ def first_difference(a: Any, b: Any, trail: str = "") -> str | None:
         return None
     if a == b:
         return None
-    show = (lambda v: json.dumps(v)[:60] if not isinstance(v, list) else f"{len(v)} items")
-    return f"{trail or 'the model'}: {show(a)} vs {show(b)}"
+    return f"{trail or 'the model'}: {_shown(a)} vs {_shown(b)}"
+
+
+def _shown(value: Any) -> str:
+    return f"{len(value)} items" if isinstance(value, list) else json.dumps(value)[:60]
 
 
 _SETTINGS = ("units", "rate", "dropout", "recurrent_dropout", "filters", "kernel_size",

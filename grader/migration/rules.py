@@ -54,7 +54,8 @@ RULES = {r.id: r for r in (
          "Python's {builtin}.", "float",
          ("AttributeError", r"module 'numpy' has no attribute '(?P<name>\w+)'")),
     Rule("legacy_import", "Keras 3 has no module {name}: every layer is in keras.layers.",
-         "from keras import layers", ("ModuleNotFoundError", rf"No module named '{_LAYER_MODULE}'")),
+         "from keras import layers",
+         ("ModuleNotFoundError", rf"No module named '{_LAYER_MODULE}'")),
     Rule("embedding_input_length", "Keras 3 ignores Embedding's input_length (with a warning), "
          "so the model is not built until it sees data and summary() shows no shapes or "
          "parameters: start the model with keras.Input(shape=(500,)) instead.",

@@ -101,7 +101,7 @@ class Cgroups:
         made: list[Path] = []
         try:
             if version == "v1":
-                for controller, parent in parents.items():
+                for parent in parents.values():
                     (parent / name).mkdir()
                     made.append(parent / name)
                 ok = _write(parents["memory"] / name / "memory.limit_in_bytes", str(limits.memory))
