@@ -14,9 +14,7 @@ import json
 import math
 import re
 import shutil
-import sys
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 import nbformat
 
 from . import sandbox
-from .checks import REGISTRY, TaskContext
+from .checks import TaskContext, check_name, run_check
 from .data import ENV_SOURCE, ensure_cache, ensure_view
 from .errors import GradingError, InfrastructureError, InputError, output_folder
 from .execute import AfterCell, ExecutionReport, run_notebook
@@ -43,13 +41,6 @@ from .submission import (HARVEST_TAG, Submission, cell_tasks, definitions, prepa
 __all__ = ["grade_submission", "default_out_dir", "Run", "check_all", "validate", "prepare",
            "execute", "evaluate", "report", "rescore"]
 
-CHECK_TITLES = {
-    "builder": "builder function", "layers": "layers", "param_count": "parameter count",
-    "output_shape": "output shape", "compile": "compile settings",
-    "history": "training history", "accuracy": "test accuracy",
-    "learns": "learns (loss on the grader's movies)", "movies": "generate_movies",
-    "movie_prediction": "predicts next frames", "manual": "written answer",
-}
 PRINTED_TOLERANCE = 0.02
 #: what a run leaves in its output folder besides the reports (which are rewritten anyway)
 STALE_OUTPUTS = ("harvest.json", "evaluation.json", "predictions.npz", "executed.ipynb",
@@ -230,26 +221,13 @@ def check_all(rubric: Rubric, profile, contexts: dict[str, TaskContext],
         ctx = contexts[task.id]
         checks = []
         for spec in task.checks:
-            name = f"{ctx.label}: {CHECK_TITLES.get(spec.check, spec.id)}"
             if not spec.applies_to(profile.name):
-                checks.append(CheckResult(task.id, spec.id, spec.check, name, 0.0, spec.points,
-                                          "skipped", f"Not checked in the {profile.name} profile.",
+                checks.append(CheckResult(task.id, spec.id, spec.check, check_name(ctx, spec),
+                                          0.0, spec.points, "skipped",
+                                          f"Not checked in the {profile.name} profile.",
                                           visibility=spec.visibility))
                 continue
-            try:
-                outcome = REGISTRY[spec.check].func(ctx, spec)
-            except Exception as exc:  # a grader bug on odd input must not sink the other checks
-                traceback.print_exc(file=sys.stderr)
-                checks.append(CheckResult(task.id, spec.id, spec.check, name, 0.0, spec.points,
-                                          "failed", f"{ctx.label}: the grader could not run this "
-                                          f"check ({type(exc).__name__}: {exc}); tell your TA.",
-                                          visibility=spec.visibility))
-                continue
-            status = "pending" if outcome.pending else "passed" if outcome.passed else "failed"
-            checks.append(CheckResult(task.id, spec.id, spec.check, name,
-                                      spec.points if outcome.passed else 0.0, spec.points, status,
-                                      outcome.message, outcome.hint or spec.hint,
-                                      spec.visibility))
+            checks.append(run_check(ctx, spec))
         results.append(TaskResult(task.id, task.title, tuple(checks),
                                   tuple(e for e in errors if e.task == task.id)))
     return results

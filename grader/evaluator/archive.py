@@ -17,8 +17,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["UnsafeModelError", "inspect_archive", "load_inspected", "snapshot",
-           "MAX_MODEL_BYTES"]
+__all__ = ["UnsafeModelError", "inspect_archive", "inspect_config", "model_failure",
+           "load_inspected", "snapshot", "MAX_MODEL_BYTES"]
 
 MAX_MODEL_BYTES = 64 << 20
 MAX_CONFIG_BYTES = 4 << 20
@@ -92,11 +92,24 @@ def inspect_archive(path: Path) -> dict:
         raise UnsafeModelError("its config.json is not valid JSON") from exc
     except RecursionError as exc:
         raise UnsafeModelError("its config.json is nested too deeply") from exc
+    inspect_config(config)
+    return config
+
+
+def inspect_config(config: Any) -> None:
+    """Refuse a model's config (what ``config.json`` holds) that names anything but Keras' own
+    classes: raises ``UnsafeModelError`` saying what and where."""
     try:
         _walk_config(config)
     except RecursionError as exc:
         raise UnsafeModelError("its config.json is nested too deeply") from exc
-    return config
+
+
+def model_failure(name: str, exc: Exception) -> str:
+    """Why the model in the file ``name`` was not described: refused, or not loadable."""
+    if isinstance(exc, UnsafeModelError):
+        return f"{name} was refused: {exc}."
+    return f"{name} could not be loaded ({type(exc).__name__}: {str(exc)[:300]})."
 
 
 def load_inspected(path: Path):

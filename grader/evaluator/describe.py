@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["describe_model", "architecture", "first_difference", "without_names"]
+__all__ = ["describe_model", "architecture", "first_difference", "without_names",
+           "model_input_shape"]
 
 
 _BUILD_SPECIFIC = {"name", "shared_object_id"}
@@ -108,6 +109,12 @@ def _shape(shape) -> list | None:
         return [None if d is None else int(d) for d in shape]
     except TypeError:
         return None
+
+
+def model_input_shape(rubric, profile, task) -> tuple:
+    """The input a task's model is built for, in ``profile``, when its builder left it unbuilt."""
+    return (None, rubric.review_length(profile)) if task.kind == "imdb" \
+        else (None, None, 40, 40, 1)
 
 
 def describe_model(model, config: dict, input_shape: tuple) -> dict:

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .archive import UnsafeModelError, inspect_archive, load_inspected, snapshot
+from .archive import inspect_archive, load_inspected, model_failure, snapshot
 from .data import EvalData, load_eval_data, misclassified_reviews, word_ranks
-from .describe import architecture, describe_model, first_difference, without_names
+from .describe import (architecture, describe_model, first_difference, model_input_shape,
+                       without_names)
 from .metrics import imdb_metrics, movie_metrics
 
 __all__ = ["Evaluator", "evaluate_artifacts", "PROGRESS", "BASELINE_SEED"]
@@ -120,8 +121,7 @@ class Evaluator:
     def _measure(self, task, role: str, path: Path, name: str, trained: bool):
         info: dict[str, Any] = {}
         arrays: dict[str, np.ndarray] = {}
-        input_shape = (None, self.rubric.review_length(self.profile)) if task.kind == "imdb" \
-            else (None, None, 40, 40, 1)
+        input_shape = model_input_shape(self.rubric, self.profile, task)
         started = time.perf_counter()
         try:
             config = inspect_archive(path)
@@ -133,12 +133,8 @@ class Evaluator:
             model = load_inspected(path)
             info.update(describe_model(model, config, input_shape))
             self.configs[(task.id, role)] = config
-        except UnsafeModelError as exc:
-            info["error"] = f"{name} was refused: {exc}."
-            return info, arrays
         except Exception as exc:  # a broken file is the submission's problem, not ours
-            info["error"] = f"{name} could not be loaded ({type(exc).__name__}: " \
-                            f"{str(exc)[:300]})."
+            info["error"] = model_failure(name, exc)
             return info, arrays
         if self.data is None:
             self.data = load_eval_data(self.rubric, self.profile, self.source)

@@ -14,7 +14,51 @@ settings), and says which files are the early ones (``"early": true``). Builders
 called in the last cell:
 a model built mid-notebook would draw from the notebook's random state and move the seeded
 initial weights of every model after it.
+
+The notebook's ``check()`` (``grader.kernel.notebook_check``) calls the builders through
+``_call_builder`` and lists the namespace with ``_namespace_listing``, so it reports them in the
+harvest's terms. Helpers are named with a leading underscore: the harvest cell defines them in
+the notebook's namespace, whose listing skips such names, and deletes them afterwards.
 """
+
+
+def _describe_error(exc):
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _call_builder(builder, model_type):
+    """A task's builder called once: ``(entry, model)``, the entry's status ``missing``,
+    ``error``, ``not_a_model`` or ``ok`` (model None unless ``ok``)."""
+    if not callable(builder):
+        return {"status": "missing"}, None
+    try:
+        fresh = builder()
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from a builder is an error too
+        return {"status": "error", "error": _describe_error(exc)}, None
+    if model_type and isinstance(fresh, model_type):
+        return {"status": "ok"}, fresh
+    return {"status": "not_a_model", "type": type(fresh).__name__}, None
+
+
+def _namespace_listing(namespace, model_type):
+    """What else the notebook holds: lets the report say "found build_lstm_net() instead"."""
+    import types
+
+    models, functions = [], []
+    for name, value in list(namespace.items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(value, types.FunctionType) and value.__module__ in (None, "__main__"):
+            functions.append(name)
+        elif model_type and isinstance(value, model_type):
+            try:
+                params = int(value.count_params())
+            except Exception:  # noqa: BLE001 - an unbuilt model has no count yet
+                params = None
+            models.append({"name": name, "params": params,
+                           "layers": [type(layer).__name__ for layer in value.layers][:50]})
+    return {"models": models[:20], "functions": functions[:100]}
 
 
 def harvest(spec, namespace, checkpoint=False):
@@ -23,7 +67,6 @@ def harvest(spec, namespace, checkpoint=False):
     import math
     import os
     import sys
-    import types
 
     import numpy as np
 
@@ -43,10 +86,6 @@ def harvest(spec, namespace, checkpoint=False):
         else:
             keras_error = None
     model_type = keras.Model if keras is not None else ()
-
-    def describe_error(exc):
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return text if len(text) <= 500 else text[:497] + "..."
 
     def save(model, path):
         model.save(path)
@@ -106,24 +145,13 @@ def harvest(spec, namespace, checkpoint=False):
         entry = {}
         report["tasks"][task["id"]] = entry
         early = state.get(task["id"]) or {}
-        builder = namespace.get(task["builder"])
-        if not callable(builder):
-            entry["builder"] = {"status": "missing"}
-        else:
+        entry["builder"], fresh = _call_builder(namespace.get(task["builder"]), model_type)
+        if fresh is not None:
             try:
-                fresh = builder()
-            except BaseException as exc:  # noqa: BLE001 - SystemExit from a builder is an error too
-                entry["builder"] = {"status": "error", "error": describe_error(exc)}
-            else:
-                if model_type and isinstance(fresh, model_type):
-                    entry["builder"] = {"status": "ok"}
-                    try:
-                        entry["builder"]["file"] = save(fresh, f"{out}/{task['id']}.fresh.keras")
-                    except BaseException as exc:  # noqa: BLE001
-                        entry["builder"] = {"status": "error",
-                                            "error": "saving it failed: " + describe_error(exc)}
-                else:
-                    entry["builder"] = {"status": "not_a_model", "type": type(fresh).__name__}
+                entry["builder"]["file"] = save(fresh, f"{out}/{task['id']}.fresh.keras")
+            except BaseException as exc:  # noqa: BLE001
+                entry["builder"] = {"status": "error",
+                                    "error": "saving it failed: " + _describe_error(exc)}
         model = namespace.get(task["model"])
         if model is None:
             entry["model"] = {"status": "missing"}
@@ -136,7 +164,7 @@ def harvest(spec, namespace, checkpoint=False):
                     entry["model"] = {"status": "ok",
                                       "file": save(model, f"{out}/{task['id']}.trained.keras")}
             except BaseException as exc:  # noqa: BLE001
-                entry["model"] = {"status": "error", "error": describe_error(exc)}
+                entry["model"] = {"status": "error", "error": _describe_error(exc)}
         else:
             entry["model"] = {"status": "not_a_model", "type": type(model).__name__}
         hist = namespace.get(task["history"])
@@ -147,21 +175,7 @@ def harvest(spec, namespace, checkpoint=False):
             entry["history"] = {"status": "ok", "history": clean} if clean is not None else \
                 {"status": "not_a_history", "type": type(hist).__name__}
 
-    # What else the notebook holds: lets the report say "found build_lstm_net() instead".
-    models, functions = [], []
-    for name, value in list(namespace.items()):
-        if name.startswith("_"):
-            continue
-        if isinstance(value, types.FunctionType) and value.__module__ in (None, "__main__"):
-            functions.append(name)
-        elif model_type and isinstance(value, model_type):
-            try:
-                params = int(value.count_params())
-            except Exception:  # noqa: BLE001 - an unbuilt model has no count yet
-                params = None
-            models.append({"name": name, "params": params,
-                           "layers": [type(layer).__name__ for layer in value.layers][:50]})
-    report["namespace"] = {"models": models[:20], "functions": functions[:100]}
+    report["namespace"] = _namespace_listing(namespace, model_type)
 
     make = namespace.get("generate_movies")
     if not callable(make):
@@ -178,7 +192,7 @@ def harvest(spec, namespace, checkpoint=False):
                      shifted=np.asarray(shifted, dtype=np.float32))
             report["namespace"]["movies"] = {"status": "ok"}
         except BaseException as exc:  # noqa: BLE001
-            report["namespace"]["movies"] = {"status": "error", "error": describe_error(exc)}
+            report["namespace"]["movies"] = {"status": "error", "error": _describe_error(exc)}
 
     with open(f"{out}/harvest.json", "w", encoding="utf-8") as fh:
         json.dump(report, fh)
