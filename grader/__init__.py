@@ -2,8 +2,9 @@
 
 from .errors import (DataSourceError, ExecutionError, GradingError, InfrastructureError,
                      InputError, RubricError)
+from .kernel.notebook_check import check
 
 __all__ = ["GradingError", "InputError", "RubricError", "DataSourceError", "ExecutionError",
-           "InfrastructureError", "__version__"]
+           "InfrastructureError", "check", "__version__"]
 
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """The cells and code the grader puts into a student's kernel, built from the kernel package's
 own modules (their source is pasted or handed over: the kernel imports nothing of the grader's
-but ``grader.data``) and from the rubric, the one source of task facts.
+but ``grader.data``, and the advisory ``grader.check`` a notebook may call) and from the rubric,
+the one source of task facts.
 
 ``harvest_source``: the notebook's last cell (``harvest``). ``early_harvest``: the silent code
 run after every cell (the early hand-out). ``output_cap_lines``: what ipykernel runs before the
