@@ -63,6 +63,8 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
                              precision_score, recall_score)
 from sklearn.model_selection import train_test_split
 
+from grader import check  # check("task1"): what `grade` would say about a builder, in seconds
+
 # %%
 keras.utils.set_random_seed(SEED)  # the same initial weights and data order on every run
 
@@ -275,6 +277,10 @@ def build_lstm_model():
     ### END SOLUTION
 
 # %% task=task1
+# What `grade` would say about the model build_lstm_model() returns (advisory, no training)
+check("task1")
+
+# %% task=task1
 ### BEGIN SOLUTION
 lstm_model = build_lstm_model()
 lstm_model.summary()
@@ -338,6 +344,10 @@ def build_lstm_dropout_model():
     ### END SOLUTION
 
 # %% task=task2
+# What `grade` would say about the model build_lstm_dropout_model() returns (advisory, no training)
+check("task2")
+
+# %% task=task2
 ### BEGIN SOLUTION
 lstm_dropout_model = build_lstm_dropout_model()
 lstm_dropout_model.summary()
@@ -397,6 +407,10 @@ def build_cnn_lstm_model():
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
     return model
     ### END SOLUTION
+
+# %% task=task3
+# What `grade` would say about the model build_cnn_lstm_model() returns (advisory, no training)
+check("task3")
 
 # %% task=task3
 ### BEGIN SOLUTION
@@ -507,6 +521,10 @@ def build_convlstm_model():
                   optimizer=keras.optimizers.Adadelta(learning_rate=1.0))
     return model
     ### END SOLUTION
+
+# %% task=bonus
+# What `grade` would say about the model build_convlstm_model() returns (advisory, no training)
+check("bonus")
 
 # %% [markdown]
 # ### 1.9.2 Train the network

@@ -1,6 +1,7 @@
 """``check("task1")`` in a student's notebook: the grader's structure checks of a builder, run
 in-process on the reference's builders and broken ones, with the sentences ``grade`` gives; the
-notebook's random state left alone."""
+notebook's random state left alone; and, in one graded run, the reference with its check()
+calls graded exactly as its golden results."""
 
 from __future__ import annotations
 
@@ -272,3 +273,26 @@ def test_the_notebooks_random_state_is_unchanged(namespace, capsys):
     assert all(np.array_equal(a, b) for a, b in zip(weights, weights_checked, strict=True))
     capsys.readouterr()
 
+
+@pytest.mark.kernel
+def test_graded_reference_with_check_calls_scores_as_the_golden_file(reference_structure):
+    """The reference calls check() after each builder; graded, it scores exactly its golden
+    results, and each call printed one line (the rubric is hidden from the confined kernel)
+    or, where the machine cannot hide it, its checks, all passed, and raised nothing."""
+    result, out = reference_structure
+    got = json.loads((out / "results.json").read_text())
+    got["execution_time"] = 0
+    assert got == json.loads(GOLDEN.read_text())
+    assert not result.errors and result.kernel is None
+    executed = nbformat.read(out / "executed.ipynb", as_version=4)
+    calls = [c for c in executed.cells if c.source.rstrip().endswith(("check(\"task1\")",
+             "check(\"task2\")", "check(\"task3\")", "check(\"bonus\")"))]
+    assert len(calls) == 4
+    hidden = any(layer.startswith("filesystem view") for layer in result.confinement)
+    for cell in calls:
+        assert all(o.output_type != "error" for o in cell.outputs)
+        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        if hidden:
+            assert text == notebook_check.UNAVAILABLE + "\n"
+        else:
+            assert "[failed]" not in text and "[passed] builder function" in text
