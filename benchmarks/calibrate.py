@@ -28,7 +28,9 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -119,11 +121,13 @@ def main() -> int:
     # the notebook reads the kernel's view, as in a graded run; the grader its held-out reviews
     os.environ[ENV_SOURCE] = str(ensure_view(source.path, **{
         "count": rubric.held_out["reviews"], "seed": rubric.held_out["seed"]}))
-    data = load_eval_data(rubric, profile, str(source.path))
     params = dict(profile.parameters)
     for item in args.set:
         name, _, value = item.partition("=")
         params[name] = None if value == "None" else int(value)
+    # the grader measures at the profile's review length: the candidate's, if it sets one
+    profile = replace(profile, parameters=MappingProxyType(params))
+    data = load_eval_data(rubric, profile, str(source.path))
     rows: dict[str, list[float]] = {}
     base: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, list[float]] = {}
