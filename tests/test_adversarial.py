@@ -322,6 +322,10 @@ EXPECTED = {
         "versions" in json.loads((o / "evaluation.json").read_text())
         and not list(g["batch"].rglob("EVIL_RAN"))
         and "ex8-attack: write ../numpy.py: PermissionError" in " ".join(m))),
+    "a_folder_tree_1100_deep_is_removed_and_grading_again_works": (
+        SLIM_SCORE, None, lambda r, o, m, g: (
+            m == ["ex8-attack: a tree 1,100 folders deep"]
+            and _grade_again(o).score == SLIM_SCORE)),
     "forged_histories_earn_nothing": (SLIM_SCORE, None, lambda r, o, m, g: (
         [(c.task, c.score, c.max_score) for t in r.tasks for c in t.checks
          if c.kind == "history"] == [(t, 0.0, 0.0) for t in ("rnn", "task1", "task2", "task3",
@@ -361,6 +365,13 @@ EXPECTED = {
             "task1.trained.keras was not measured: predicting 200 reviews took more than 20 s."
             and "metrics" in _evaluation(o)["rnn"]["trained"])),
 }
+
+
+def _grade_again(out: Path):
+    """The same submission graded again into the same folder: its kernel's tree is removed
+    first (and given back to the grader before), however deep."""
+    name = out.name
+    return grade_submission(CORPUS / f"{name}.ipynb", out=out, threads=1, **_options(name))
 
 
 def _evaluation(out: Path) -> dict:

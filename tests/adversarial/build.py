@@ -455,6 +455,18 @@ class InventedHistory:
 lstm_history = InventedHistory()
 '''
 
+DEEP_TREE = '''# A folder tree 1,100 deep, with names as long as allowed, in the work folder.
+import os
+fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+for _ in range(1100):
+    os.mkdir("d" * 200, dir_fd=fd)
+    child = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+    os.close(fd)
+    fd = child
+os.close(os.open("bottom.txt", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+print("ex8-attack: a tree 1,100 folders deep")
+'''
+
 ATTACKS = [
     Attack("forged_score_prints_are_flagged", "trained", [FORGED_PRINTS]),
     Attack("forged_results_json_and_links_are_ignored", "slim", [FORGED_RESULTS]),
@@ -488,6 +500,7 @@ ATTACKS = [
     Attack("forged_keras_archive_is_refused", "slim", [FORGED_ARCHIVE]),
     Attack("planted_numpy_and_startup_files_are_ignored", "slim", [PLANTS_MODULES]),
     Attack("forged_histories_earn_nothing", "slim", [FORGED_HISTORIES]),
+    Attack("a_folder_tree_1100_deep_is_removed_and_grading_again_works", "slim", [DEEP_TREE]),
     Attack("bag_of_words_models_trained_on_every_review_score_no_accuracy", "data",
            [BAG_OF_WORDS], builders=("task1", "task2", "task3", "bonus")),
     Attack("untrained_bonus_model_earns_no_learns_points", "slim", [UNTRAINED_BONUS],
