@@ -2,9 +2,10 @@
 
 Exit codes: 0 full marks (automatic checks), 1 points lost, 2 could not grade, 3 the grader
 itself failed (a bug: its traceback is printed, not hidden). A folder is
-graded as a batch (``grader.batch``); ``grade rescore DIR`` re-scores a graded batch;
-``grade gradescope`` builds a Gradescope autograder bundle and ``grade export DIR`` fills an
-LMS's gradebook file (``grader.export``).
+graded as a batch (``grader.batch``); ``grade rescore DIR`` re-scores a graded batch (or one
+grading's output folder) and merges the TA's marks; ``grade mark DIR`` serves the page where a
+TA marks the written answers (``grader.marking``); ``grade gradescope`` builds a Gradescope
+autograder bundle and ``grade export DIR`` fills an LMS's gradebook file (``grader.export``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .errors import GradingError
 from .results import EXIT_NOT_GRADED
 
 __all__ = ["main", "build_parser", "build_rescore_parser", "build_gradescope_parser",
-           "build_export_parser"]
+           "build_export_parser", "build_mark_parser"]
 
 PROFILES = ("structure", "quick", "full")
 #: the grader itself failed: not the submission's doing, and not to be read as "points lost"
@@ -71,16 +72,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _graded_folder(parser: argparse.ArgumentParser, rubric: str) -> None:
+    parser.add_argument("path", type=Path, help="a graded batch's output folder (or its "
+                                                "submissions folder), or one grading's output "
+                                                "folder")
+    parser.add_argument("--rubric", type=Path, help=f"{rubric} (default: the bundled ex8.yaml)")
+
+
 def build_rescore_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grade rescore", description="Apply an edited rubric (points, thresholds, "
-        "visibility) to a graded batch without running any notebook again.")
-    parser.add_argument("path", type=Path, help="the graded batch's output folder, or the "
-                                                "submissions folder")
-    parser.add_argument("--rubric", type=Path, help="the edited rubric (default: the bundled "
-                                                    "ex8.yaml)")
+        "visibility) and the TA's marks of the written answers (marks.csv) to a graded batch, "
+        "or to one grading's output folder, without running any notebook again.")
+    _graded_folder(parser, "the edited rubric")
     parser.add_argument("--out", type=Path, help="the batch's output folder, when PATH is the "
                                                  "submissions folder and it is not the default")
+    return parser
+
+
+def build_mark_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grade mark", description="Mark the written answers in the browser: a page on "
+        "127.0.0.1 (its address holds a random token), one question at a time, every student's "
+        "answer with a points field and a comment, saved into DIR/marks.csv as they are typed. "
+        "Then `grade rescore DIR` merges the marks into the reports and the gradebook.")
+    _graded_folder(parser, "the rubric the folder was graded with")
+    parser.add_argument("--port", type=int, default=0,
+                        help="the port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--no-browser", action="store_true",
+                        help="print the address without opening a browser")
+    parser.add_argument("--by", metavar="NAME",
+                        help="who marks, recorded with each mark (default: the login name)")
     return parser
 
 
@@ -152,11 +174,38 @@ def _export(args) -> int:
             print(f"{title}: {len(entries)}")
             for key, what in entries:
                 print(f"  {key}" + (f": {what}" if what else ""))
+    if s.to_be_marked:
+        print(f"totals without the written answers still to be marked (grade mark, then grade "
+              f"rescore and export again): {len(s.to_be_marked)}")
+        for key, points in s.to_be_marked:
+            print(f"  {key}: {points:g} points to be marked")
     if s.over_maximum:
         print(f"above the file's maximum of {s.maximum:g}"
               + (" (Moodle's import skips these)" if s.lms == "moodle" else "")
               + ": " + ", ".join(f"{k} ({v:g})" for k, v in s.over_maximum))
     return 1 if s.unmatched else 0
+
+
+def _mark(args) -> int:
+    from .marking import open_folder
+    from .marking.server import serve
+
+    folder = open_folder(args.path, args.rubric)
+    serve(folder, port=args.port, open_browser=not args.no_browser, marked_by=args.by)
+    return 0
+
+
+def _rescore_one(args) -> int:
+    """``grade rescore`` of one grading's output folder."""
+    from .pipeline import rescore
+    from .report import summary_lines, use_colour
+    from .rubric import load_rubric
+
+    result = rescore(args.path, load_rubric(args.rubric))
+    for line in summary_lines(result, colour=use_colour(sys.stdout)):
+        print(line)
+    print(f"feedback: {args.path / 'feedback.html'}")
+    return 0
 
 
 def _batch(args, rescore: bool) -> int:
@@ -190,18 +239,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = argv[0] if argv and argv[0] in ("gradescope", "export") else None
-    if command:
-        parser = build_gradescope_parser() if command == "gradescope" else build_export_parser()
-        args = parser.parse_args(argv[1:])
+    commands = {"gradescope": (build_gradescope_parser, _gradescope),
+                "export": (build_export_parser, _export), "mark": (build_mark_parser, _mark)}
+    if argv and argv[0] in commands:
+        build, run = commands[argv[0]]
+        args = build().parse_args(argv[1:])
         try:
-            return _gradescope(args) if command == "gradescope" else _export(args)
+            return run(args)
         except GradingError as err:
             print(f"grade: {err}", file=sys.stderr)
             return err.exit_code
     rescore = bool(argv) and argv[0] == "rescore"
     args = (build_rescore_parser().parse_args(argv[1:]) if rescore
             else build_parser().parse_args(argv))
+    if rescore and (args.path / "result.json").is_file() and \
+            not (args.path / "gradebook.csv").is_file():
+        try:  # one grading's output folder, not a batch's
+            return _rescore_one(args)
+        except GradingError as err:
+            print(f"grade: {err}", file=sys.stderr)
+            return err.exit_code
     if not rescore and not args.path.exists():  # nothing to grade: nothing is written either
         print(f"grade: {args.path} does not exist.", file=sys.stderr)
         return EXIT_NOT_GRADED

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import nbformat
 
@@ -29,6 +29,7 @@ from .errors import GradingError, InfrastructureError, InputError, output_folder
 from .execute import AfterCell, ExecutionReport, run_notebook
 from .fstree import remove_tree
 from .kernel.cells import early_harvest
+from .marking.marks import Mark, apply_marks, single_marks
 from .measure import finish_evaluation, start_evaluator
 from .migration import find_hints
 from .readers import Unreadable, clean_history, read_harvest
@@ -317,6 +318,8 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
     run = Run(submission=path, rubric=rubric, profile=prof, out=out, data=data,
               cell_timeout=cell_timeout or prof.cell_timeout,
               total_timeout=timeout or prof.timeout, threads=threads)
+    # a TA's marks of an earlier grading in this folder stay (a bad marks file: before running)
+    marks = single_marks(out, rubric, prof.name, path.name)
     failure = None
     # the sandbox of this grading: whatever step raises, every confinement and process it made
     # is undone on the way out (cgroups, sockets folders, the evaluator)
@@ -335,7 +338,7 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
         result = _not_graded(path, profile, failure, started, rubric.digest)
         report(result, run if run.execution else None, out)
         return result
-    result = _graded(run, profile, started)
+    result, _ = apply_marks(_graded(run, profile, started), marks)
     report(result, run, out)
     return result
 
@@ -364,8 +367,11 @@ def _graded(run: Run, profile: str, started: float) -> SubmissionResult:
         hints=tuple(hints))
 
 
-def rescore(out: Path, rubric: Rubric) -> SubmissionResult:
-    """Apply ``rubric`` to the run stored in ``out`` and rewrite its reports; nothing is run.
+def rescore(out: Path, rubric: Rubric,
+            marks: Mapping[tuple[str, str], Mark] | None = None) -> SubmissionResult:
+    """Apply ``rubric`` and a TA's ``marks`` (this student's, by task and check) to the run
+    stored in ``out`` and rewrite its reports; nothing is run. ``marks`` None: the marks file
+    of ``out`` itself (a single grading's output folder).
 
     The checks see what they saw when the notebook ran: the harvest, the evaluation, the
     artifacts and the executed notebook's answers, all read back from the output folder.
@@ -373,6 +379,8 @@ def rescore(out: Path, rubric: Rubric) -> SubmissionResult:
     stored = from_dict(json.loads((out / "result.json").read_text(encoding="utf-8")))
     if stored.status != "graded":
         return stored
+    if marks is None:  # refused before anything is written when the file is bad
+        marks = single_marks(out, rubric, stored.profile, Path(stored.submission).name)
     prof = rubric.profile(stored.profile)
     executed = out / "executed.ipynb"
     nb = nbformat.read(executed, as_version=4) if executed.is_file() else None
@@ -394,5 +402,6 @@ def rescore(out: Path, rubric: Rubric) -> SubmissionResult:
                                     stored.errors) for t in rubric.tasks}
     result = replace(stored, tasks=tuple(check_all(rubric, prof, contexts, stored.errors)),
                      rubric_digest=rubric.digest)
+    result, _ = apply_marks(result, marks)
     report(result, None, out)
     return result

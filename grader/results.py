@@ -14,7 +14,10 @@ __all__ = ["CheckResult", "TaskResult", "CellError", "MigrationHint", "Submissio
 
 EXIT_FULL_MARKS, EXIT_POINTS_LOST, EXIT_NOT_GRADED = 0, 1, 2
 
-Status = Literal["passed", "failed", "pending", "skipped"]
+#: a written answer (a ``manual`` item) is ``pending`` until a TA marks it, then ``marked`` (the
+#: TA's points and comment); every other check is ``passed`` or ``failed`` by the grader, or
+#: ``skipped`` (not in this profile)
+Status = Literal["passed", "failed", "pending", "marked", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class CheckResult:
     message: str
     hint: str | None = None
     visibility: str = "visible"
+    answer: str | None = None  # a written answer's text, as handed in (None: not a manual item)
+    comment: str | None = None  # the TA's comment on a marked answer
 
     @property
     def lost(self) -> float:
@@ -68,8 +73,38 @@ class MigrationHint:
     error_cells: tuple[int, ...] = ()  # the cells whose run reported that error
 
 
+class _Totals:
+    """The automatic points apart from the written answers: those a TA marked, and those
+    still to be marked (``pending``: neither passed nor failed, in no total)."""
+
+    def points(self, *statuses: str, of: str = "score") -> float:
+        raise NotImplementedError
+
+    @property
+    def automatic(self) -> float:
+        return self.points("passed", "failed")
+
+    @property
+    def automatic_max(self) -> float:
+        return self.points("passed", "failed", of="max_score")
+
+    @property
+    def pending(self) -> float:
+        """Points of the written answers still to be marked by a TA."""
+        return self.points("pending", of="max_score")
+
+    @property
+    def marked(self) -> float:
+        """Points a TA gave the written answers marked so far."""
+        return self.points("marked")
+
+    @property
+    def marked_max(self) -> float:
+        return self.points("marked", of="max_score")
+
+
 @dataclass(frozen=True)
-class TaskResult:
+class TaskResult(_Totals):
     id: str
     title: str
     checks: tuple[CheckResult, ...]
@@ -77,24 +112,26 @@ class TaskResult:
 
     @property
     def score(self) -> float:
+        """The automatic checks' points and the TA's marks (what is to be marked counts 0)."""
         return sum(c.score for c in self.checks)
 
     @property
     def max_score(self) -> float:
-        """Points at stake in this profile (skipped checks are not; manual ones are)."""
-        return sum(c.max_score for c in self.checks if c.status != "skipped")
+        """Points decided in this profile: the automatic checks and the marked answers. What
+        is still to be marked is ``pending``, apart (neither passed nor failed)."""
+        return sum(c.max_score for c in self.checks if c.status not in ("skipped", "pending"))
 
     @property
     def auto_lost(self) -> float:
         return sum(c.lost for c in self.checks)
 
-    @property
-    def pending(self) -> float:
-        return sum(c.max_score for c in self.checks if c.status == "pending")
+    def points(self, *statuses: str, of: str = "score") -> float:
+        """The checks' ``of`` (``score`` or ``max_score``) summed over those of ``statuses``."""
+        return sum(getattr(c, of) for c in self.checks if c.status in statuses)
 
 
 @dataclass(frozen=True)
-class SubmissionResult:
+class SubmissionResult(_Totals):
     submission: str
     profile: str
     status: Literal["graded", "not_graded"]
@@ -119,6 +156,9 @@ class SubmissionResult:
     def max_score(self) -> float:
         return sum(t.max_score for t in self.tasks)
 
+    def points(self, *statuses: str, of: str = "score") -> float:
+        return sum(t.points(*statuses, of=of) for t in self.tasks)
+
     @property
     def exit_code(self) -> int:
         if self.status != "graded":
@@ -131,20 +171,36 @@ class SubmissionResult:
 GRADESCOPE_FORMAT = "text"
 
 
-def _gs_status(status: Status) -> str:
-    return "passed" if status == "passed" else "failed"
+def _gs_status(c: CheckResult) -> str:
+    """Gradescope knows two: "passed" and "failed". A marked answer passes with full marks,
+    as Gradescope's own default styles a test scored below its maximum as failing."""
+    if c.status == "marked":
+        return "passed" if c.score >= c.max_score else "failed"
+    return "passed" if c.status == "passed" else "failed"
+
+
+def _gs_output(c: CheckResult) -> str:
+    output = c.message + (f"\nHint: {c.hint}" if c.hint and c.status == "failed" else "")
+    return output + (f"\nComment: {c.comment}" if c.comment else "")
 
 
 def to_gradescope(result: SubmissionResult) -> dict:
-    """Gradescope's results.json: score, execution_time, tests[] with extra_data task/check."""
-    tests = []
+    """Gradescope's results.json: score, execution_time, tests[] with extra_data task/check.
+
+    A written answer still to be marked is not a test: Gradescope styles every test as passed
+    or failed, and this one is neither. It is listed, with its text, in the top-level
+    ``output`` and in ``extra_data.to_be_marked``; ``score`` leaves it out.
+    """
+    tests, waiting = [], []
     for task in result.tasks:
         for c in task.checks:
             if c.status == "skipped":
                 continue
-            output = c.message + (f"\nHint: {c.hint}" if c.hint and c.status == "failed" else "")
+            if c.status == "pending":
+                waiting.append(c)
+                continue
             tests.append({"name": c.name, "score": c.score, "max_score": c.max_score,
-                          "status": _gs_status(c.status), "output": output,
+                          "status": _gs_status(c), "output": _gs_output(c),
                           "output_format": GRADESCOPE_FORMAT, "visibility": c.visibility,
                           "extra_data": {"task": c.task, "check": c.check}})
     out: dict[str, Any] = {"score": result.score, "execution_time": round(result.execution_time),
@@ -153,11 +209,27 @@ def to_gradescope(result: SubmissionResult) -> dict:
         out["output"] = f"Could not grade: {result.reason}"
     elif result.kernel:
         out["output"] = result.kernel
+    if waiting:
+        out["output"] = "\n\n".join(filter(None, [out.get("output"), _waiting_text(waiting)]))
+        out["extra_data"] = {"to_be_marked": [
+            {"task": c.task, "check": c.check, "name": c.name, "max_score": c.max_score,
+             "answer": c.answer or ""} for c in waiting]}
     if result.hints:  # Gradescope shows students this, not feedback.html
         out["output"] = "\n\n".join(filter(None, [out.get("output"), _hints_text(result.hints)]))
     if "output" in out:
         out["output_format"] = GRADESCOPE_FORMAT
     return out
+
+
+def _waiting_text(waiting: list[CheckResult]) -> str:
+    points = sum(c.max_score for c in waiting)
+    lines = [f"Written answers to be marked by a TA ({points:g} points, not in this score "
+             "yet):"]
+    for c in waiting:
+        lines.append(f"- {c.name} ({c.max_score:g} points): "
+                     + ("your answer:" if c.answer else "no answer was found."))
+        lines.extend(f"  {line}" for line in (c.answer or "").splitlines())
+    return "\n".join(lines)
 
 
 def _hints_text(hints) -> str:

@@ -136,6 +136,9 @@ def test_six_submissions_give_six_rows_with_their_statuses(six):
         assert got == ({t: f"{p:g}" for t, p in points.items()} if points else
                        dict.fromkeys(got, "")), student
         assert row["total"] == ("" if total is None else f"{total:g}"), student
+        # the written answers (6 points) are to be marked, apart from the automatic points
+        assert (row["automatic"], row["marked"], row["to_be_marked"]) == (
+            ("", "", "") if total is None else (f"{total:g}", "0", "6")), student
         assert row["feedback"] == f"{student}/feedback.html"
         assert (out / row["feedback"]).is_file()
     assert book["asleep_times_out"]["reason"].startswith(
@@ -273,9 +276,10 @@ def test_rescore_after_raising_a_threshold_changes_exactly_the_affected_rows(six
     for s in changed:
         points = load_rubric(new_rubric).task("task1").check("accuracy").points
         assert float(after[s]["task1"]) == float(before[s]["task1"]) - points == 13
-        assert float(after[s]["total"]) == float(before[s]["total"]) - points
-        assert {k: v for k, v in after[s].items() if k not in ("task1", "total")} == \
-            {k: v for k, v in before[s].items() if k not in ("task1", "total")}
+        for column in ("automatic", "total"):
+            assert float(after[s][column]) == float(before[s][column]) - points
+        assert {k: v for k, v in after[s].items() if k not in ("task1", "automatic", "total")} \
+            == {k: v for k, v in before[s].items() if k not in ("task1", "automatic", "total")}
     assert seconds < 60, seconds
 
     # the re-scored rows count as graded with the new rubric: nothing is graded again

@@ -242,7 +242,8 @@ def test_the_grading_process_grades_a_copy_of_exactly_the_bytes_it_hashed(tmp_pa
 def test_gradebook_cells_a_spreadsheet_would_run_are_quoted_and_numbers_stay_numbers(tmp_path):
     rows = {
         "=HYPERLINK(\"http://x\")": Row("=HYPERLINK(\"http://x\")", "+Jane", {"rnn": 3.0},
-                                        3.0, "graded", "", "HYPERLINK_http_x/feedback.html"),
+                                        3.0, "graded", "", "HYPERLINK_http_x/feedback.html",
+                                        automatic=2.0, marked=1.0, pending=0.5),
         "@SUM(A1)": Row("@SUM(A1)", "-Bob", {"rnn": -1.5}, -1.5, "not_graded",
                         "\tcmd|' /C calc'!A0", "SUM_A1/feedback.html"),
         "carol": Row("carol", "Carol O'Neil", {}, None, "error", "\rx, \"y\"\nz",
@@ -252,12 +253,14 @@ def test_gradebook_cells_a_spreadsheet_would_run_are_quoted_and_numbers_stay_num
     with open(tmp_path / stored.GRADEBOOK, newline="") as fh:
         book = list(csv.reader(fh))
     assert book == [
-        ["student", "name", "rnn", "total", "status", "reason", "feedback"],
-        ["'=HYPERLINK(\"http://x\")", "'+Jane", "3", "3", "graded", "",
+        ["student", "name", "rnn", "automatic", "marked", "to_be_marked", "total", "status",
+         "reason", "feedback"],
+        ["'=HYPERLINK(\"http://x\")", "'+Jane", "3", "2", "1", "0.5", "3", "graded", "",
          "HYPERLINK_http_x/feedback.html"],
-        ["'@SUM(A1)", "'-Bob", "-1.5", "-1.5", "not_graded", "'\tcmd|' /C calc'!A0",
-         "SUM_A1/feedback.html"],
-        ["carol", "Carol O'Neil", "", "", "error", "'\rx, \"y\"\nz", "carol/feedback.html"],
+        ["'@SUM(A1)", "'-Bob", "-1.5", "", "", "", "-1.5", "not_graded",
+         "'\tcmd|' /C calc'!A0", "SUM_A1/feedback.html"],
+        ["carol", "Carol O'Neil", "", "", "", "", "", "error", "'\rx, \"y\"\nz",
+         "carol/feedback.html"],
     ]
 
 

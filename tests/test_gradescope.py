@@ -76,16 +76,21 @@ def test_the_bundle_grades_the_reference_in_a_gradescope_root(tmp_path, imdb_sou
     assert done.returncode == 0, done.stderr[-3000:]
     results = _valid(json.loads((root / "results" / "results.json").read_text()))
 
-    manual = {(t.id, c.id) for t in load_rubric().tasks for c in t.checks
-              if c.check == "manual"}
+    manual = [(t.id, c.id) for t in load_rubric().tasks for c in t.checks
+              if c.check == "manual"]
     tests = results["tests"]
     assert tests and {t["output_format"] for t in tests} == {"text"}
-    for t in tests:
-        key = (t["extra_data"]["task"], t["extra_data"]["check"])
-        assert t["score"] == (0 if key in manual else t["max_score"]), t
+    for t in tests:  # a written answer to be marked is no test: neither passed nor failed
+        assert (t["extra_data"]["task"], t["extra_data"]["check"]) not in manual, t
+        assert (t["score"], t["status"]) == (t["max_score"], "passed"), t
     assert results["score"] == sum(t["score"] for t in tests)
     assert results["score"] == bundle.automatic + bundle.bonus
     assert results["stdout_visibility"] == "hidden"
+    waiting = results["extra_data"].pop("to_be_marked")
+    assert [(e["task"], e["check"], e["max_score"]) for e in waiting] == \
+        [(task, check, 2) for task, check in manual]
+    assert results["output"].startswith(f"Written answers to be marked by a TA "
+                                        f"({bundle.manual:g} points, not in this score yet):")
     assert results["extra_data"] == {"profile": "structure", "submission": "ex8.ipynb"}
     assert (root / "graded" / "feedback.html").is_file()
 

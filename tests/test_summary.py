@@ -32,7 +32,7 @@ def _result(hints: int = 1) -> SubmissionResult:
 def test_plain_summary_names_tasks_hints_and_total():
     assert summary_lines(_result(hints=10), max_hints=2) == [
         "SimpleRNN (worked example)                           1 / 1   ",
-        "Task 1: LSTM with Dropout layers                     0 / 8    (2 to be marked by a TA)"
+        "Task 1: LSTM with Dropout layers                     0 / 6    (2 to be marked by a TA)"
         "  lost: layers",
         "Keras 3 migration hints: 10 (10 of them raised an error; the others are advice, worth "
         "no points)",
@@ -41,7 +41,7 @@ def test_plain_summary_names_tasks_hints_and_total():
         "  cell 12, line 12: plt.plot(h.history['acc'])  ->  plt.plot(h.history['accuracy'])"
         "  (KeyError)",
         "  ... and 8 more in feedback.html",
-        "ex8.ipynb: 1 / 9 points (structure profile)",
+        "ex8.ipynb: 1 / 7 points (structure profile); 2 points to be marked by a TA",
     ]
 
 
@@ -49,8 +49,9 @@ def test_colour_changes_nothing_but_the_colour():
     plain, coloured = summary_lines(_result()), summary_lines(_result(), colour=True)
     assert [ANSI.sub("", line) for line in coloured] == plain
     assert "\x1b[32m    1 / 1   \x1b[0m" in coloured[0]  # full marks: green
-    assert "\x1b[31m    0 / 8   \x1b[0m" in coloured[1]  # points lost: red
-    assert coloured[-1].startswith("\x1b[1;31mex8.ipynb: 1 / 9 points")
+    assert "\x1b[31m    0 / 6   \x1b[0m" in coloured[1]  # points lost: red
+    assert coloured[-1].startswith("\x1b[1;31mex8.ipynb: 1 / 7 points")
+    assert coloured[-1].endswith("\x1b[33m; 2 points to be marked by a TA\x1b[0m")
 
 
 class _Terminal(io.StringIO):

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import InputError, RubricError, output_folder
+from ..marking.marks import MARKS, apply_marks, by_student, manual_items, read_marks
+from ..report import write_reports
 from ..report.summary import write_index
 from ..results import from_dict
 from . import stored
@@ -70,6 +72,8 @@ class _Book:
     timeout: float  # the run's effective time limit
     task_ids: list[str]
     rows: dict[str, Row] = field(default_factory=dict)
+    #: the TA's marks (``marks.csv``), by student and (task, check): merged into each result
+    marks: dict[str, dict] = field(default_factory=dict)
 
     def add(self, row: Row) -> Row:
         self.rows[row.student] = row
@@ -93,6 +97,9 @@ class _Book:
         job = replace(job, content=outcome.get("content") or job.content)
         if "result" in outcome:
             result = from_dict(outcome["result"])
+            if self.marks.get(job.student):  # graded again: the TA's marks stay merged in
+                result, _ = apply_marks(result, self.marks[job.student])
+                write_reports(result, self.out / job.folder)
         else:
             result = stored.failed_result(job, self.settings, outcome["error"], outcome["kind"])
         row = stored.row_of(job, result, outcome.get("seconds", 0.0))
@@ -151,13 +158,17 @@ def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: 
     if not jobs:
         raise InputError(_nothing_to_grade(folder, skipped), path=str(folder))
     src, _ = ensure_cache(data)  # a missing data source stops the batch before any kernel
+    # a TA's marks of an earlier run; a bad marks file stops the batch before anything
+    marks = by_student(read_marks(out / MARKS, manual_items(rub, profile),
+                                  [j.student for j in jobs]))
     out = output_folder(out, writes=(GRADEBOOK, MANIFEST, INDEX), earlier=(GRADEBOOK, MANIFEST))
     if not scheduler:
         workers = workers or default_workers(threads)
         threads = threads or max(1, cores() // workers)
     settings = _settings(folder, out, rub, profile, src, timeout, cell_timeout, threads)
     book = _Book(out, settings, stored.run_digest(rub, profile),
-                 timeout or rub.profile(profile).timeout, [t.id for t in rub.tasks])
+                 timeout or rub.profile(profile).timeout, [t.id for t in rub.tasks],
+                 marks=marks)
     stored.write_manifest(out, folder, profile, jobs, skipped)
     pending = _pending(book, jobs, force)
     reused = len(book.rows) - sum(1 for j in jobs if j.problem)
@@ -183,7 +194,8 @@ def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: 
 
 def rescore_folder(folder: str | Path, *, rubric: str | Path | None = None,
                    out: str | Path | None = None, progress: TextIO | None = None) -> BatchSummary:
-    """Apply ``rubric`` to every stored run of a graded batch; no notebook runs again.
+    """Apply ``rubric`` and the TA's marks (``marks.csv``) to every stored run of a graded
+    batch; no notebook runs again. A bad marks file is refused before anything is written.
 
     ``folder`` is the graded batch's output folder, or the submissions folder (its outputs at
     ``out`` or the default place).
@@ -206,10 +218,17 @@ def rescore_folder(folder: str | Path, *, rubric: str | Path | None = None,
         raise RubricError(f"The rubric {rub.path} changes what the {manifest.profile} profile "
                           "runs or measures (its parameters, evaluation or tasks); grade again "
                           "with --force instead of re-scoring.", path=str(rub.path))
-    book = _Book(folder, None, digest, 0.0, [t.id for t in rub.tasks])
+    marks = by_student(read_marks(folder / MARKS, manual_items(rub, manifest.profile),
+                                  [e["student"] for e in manifest.students]))
+    book = _Book(folder, None, digest, 0.0, [t.id for t in rub.tasks], marks=marks)
     changed = sum(_rescore_one(book, rub, entry, marker) for entry, marker in markers.values())
-    Progress(progress, 0).say(f"re-scored {len(book.rows)} submission(s) with {rub.path}: "
-                              f"{changed} row(s) changed")
+    say = Progress(progress, 0).say
+    say(f"re-scored {len(book.rows)} submission(s) with {rub.path}: {changed} row(s) changed")
+    given = sum(1 for ms in marks.values() for m in ms.values() if m.points is not None)
+    waiting = sum(1 for r in book.rows.values() if r.pending)
+    if given or waiting:
+        say(f"written answers: {given} mark(s) in {folder / MARKS}; {waiting} student(s) with "
+            f"answers still to be marked (grade mark {folder})")
     shown = {e["student"]: e["shown"] for e in manifest.students}
     write_index(folder / INDEX, book.sorted(), rub, manifest.profile, manifest.skipped,
                 names=shown)
@@ -228,7 +247,8 @@ def _rescore_one(book: _Book, rub, entry: dict[str, str], marker: stored.Marker)
             (student_out / "result.json").is_file():
         job = Job(student=entry["student"], name=row.name, source="", shown=entry["shown"],
                   folder=entry["folder"], content=marker.content)
-        row = stored.row_of(job, rescore(student_out, rub), row.seconds)
+        row = stored.row_of(job, rescore(student_out, rub, book.marks.get(entry["student"], {})),
+                            row.seconds)
     stored.save_marker(student_out / MARKER, replace(marker, rubric=rub.digest, row=row))
     book.add(row)
     return row != marker.row

@@ -26,7 +26,8 @@ from .worker import Settings
 
 __all__ = ["GRADEBOOK", "INDEX", "MARKER", "MANIFEST", "STATUSES", "Row", "Marker", "Manifest",
            "row_of", "failed_result", "run_digest", "write_marker", "save_marker", "read_marker",
-           "reusable", "write_manifest", "read_manifest", "write_gradebook", "spreadsheet_text"]
+           "reusable", "write_manifest", "read_manifest", "write_gradebook", "spreadsheet_text",
+           "HEAD_COLUMNS", "TAIL_COLUMNS"]
 
 GRADEBOOK = "gradebook.csv"
 INDEX = "index.html"
@@ -46,6 +47,12 @@ def spreadsheet_text(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+#: the gradebook's columns around the tasks' (one per task id, its points: the automatic
+#: checks' and the TA's marks)
+HEAD_COLUMNS = ("student", "name")
+TAIL_COLUMNS = ("automatic", "marked", "to_be_marked", "total", "status", "reason", "feedback")
+
+
 @dataclass(frozen=True)
 class Row:
     """One line of the gradebook."""
@@ -53,32 +60,43 @@ class Row:
     student: str
     name: str
     points: dict[str, float]  # per task id; empty when nothing was graded
-    total: float | None
+    total: float | None  # the automatic points and the TA's marks so far
     status: str
     reason: str
     feedback: str  # relative to the batch output folder
     seconds: float = 0.0
+    automatic: float | None = None  # the automatic checks' points
+    marked: float | None = None  # the points a TA gave the written answers marked so far
+    #: the points of the written answers still to be marked (None: not known, a row kept from
+    #: before marks were recorded; ``grade rescore`` fills it in)
+    pending: float | None = None
 
     def cells(self, task_ids: list[str]) -> list[str]:
         """The gradebook's cells: numbers as the grader wrote them, text made safe to open in
         a spreadsheet (``spreadsheet_text``)."""
         pts = [f"{self.points[t]:g}" if t in self.points else "" for t in task_ids]
-        total = "" if self.total is None else f"{self.total:g}"
+        numbers = ["" if v is None else f"{v:g}"
+                   for v in (self.automatic, self.marked, self.pending, self.total)]
         text = [spreadsheet_text(t) for t in (self.student, self.name, self.status,
                                                self.reason, self.feedback)]
-        return [*text[:2], *pts, total, *text[2:]]
+        return [*text[:2], *pts, *numbers, *text[2:]]
 
     @classmethod
     def from_dict(cls, data) -> Row | None:
-        """The row as ``asdict`` stored it, or None when it is not one."""
+        """The row as ``asdict`` stored it, or None when it is not one. A row stored before
+        marks were recorded has no automatic, marked, pending: its total was all automatic."""
         text = ("student", "name", "status", "reason", "feedback")
-        if not isinstance(data, dict) or set(data) != {*text, "points", "total", "seconds"} or \
+        base = {*text, "points", "total", "seconds"}
+        marks = ("automatic", "marked", "pending")
+        if not isinstance(data, dict) or set(data) not in (base, base | set(marks)) or \
                 not all(isinstance(data[k], str) for k in text) or \
                 data["status"] not in STATUSES or not isinstance(data["points"], dict) or \
                 not all(isinstance(k, str) and _number(v) for k, v in data["points"].items()) or \
-                not (data["total"] is None or _number(data["total"])) or \
+                not all(data.get(k) is None or _number(data[k]) for k in ("total", *marks)) or \
                 not _number(data["seconds"]):
             return None
+        if set(data) == base and data["total"] is not None:
+            data = {**data, "automatic": data["total"], "marked": 0.0}
         return cls(**data)
 
 
@@ -104,8 +122,12 @@ def _status(result: SubmissionResult) -> tuple[str, str]:
 def row_of(job: Job, result: SubmissionResult, seconds: float) -> Row:
     status, reason = _status(result)
     points = {t.id: t.score for t in result.tasks}
-    return Row(job.student, job.name, points, result.score if points else None, status, reason,
-               f"{job.folder}/feedback.html", seconds)
+    if not points:
+        return Row(job.student, job.name, points, None, status, reason,
+                   f"{job.folder}/feedback.html", seconds)
+    return Row(job.student, job.name, points, result.score, status, reason,
+               f"{job.folder}/feedback.html", seconds, automatic=result.automatic,
+               marked=result.marked, pending=result.pending)
 
 
 def failed_result(job: Job, settings: Settings, reason: str, kind: str) -> SubmissionResult:
@@ -247,7 +269,7 @@ def read_manifest(path: Path) -> Manifest | None:
 def write_gradebook(out: Path, rows: dict[str, Row], task_ids: list[str]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["student", "name", *task_ids, "total", "status", "reason", "feedback"])
+    writer.writerow([*HEAD_COLUMNS, *task_ids, *TAIL_COLUMNS])
     for student in sorted(rows):
         writer.writerow(rows[student].cells(task_ids))
     atomic_write_text(out / GRADEBOOK, buf.getvalue())

@@ -72,4 +72,5 @@ def run_check(ctx: TaskContext, spec) -> CheckResult:
     status = "pending" if outcome.pending else "passed" if outcome.passed else "failed"
     return CheckResult(ctx.task.id, spec.id, spec.check, name,
                        spec.points if outcome.passed else 0.0, spec.points, status,
-                       outcome.message, outcome.hint or spec.hint, spec.visibility)
+                       outcome.message, outcome.hint or spec.hint, spec.visibility,
+                       answer=outcome.answer)

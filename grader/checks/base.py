@@ -16,6 +16,7 @@ class Outcome:
     message: str
     hint: str | None = None
     pending: bool = False  # a manual item: 0 points until a TA marks it
+    answer: str | None = None  # a manual item's answer text, for the TA and the reports
 
 
 @dataclass

@@ -34,6 +34,7 @@ class GradedStudent:
     status: str  # graded, timeout, kernel_died, not_graded, error
     reason: str
     result: SubmissionResult | None = None  # None: no readable result.json
+    pending: float = 0.0  # points of written answers still to be marked (not in the total)
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
                          "batch of this grader wrote.", path=str(path))
     rows = list(reader)
     for number, row in enumerate(rows, start=2):
-        total = row["total"] or ""
-        try:
-            row["total"] = float(total) if total.strip() else None
-        except ValueError:
-            raise InputError(f"The gradebook {path}, line {number}: the total {total!r} is not "
-                             "a number.", path=str(path)) from None
+        for column, what in (("total", "total"), ("to_be_marked", "points to be marked")):
+            value = row.get(column) or ""
+            try:
+                row[column] = float(value) if value.strip() else None
+            except ValueError:
+                raise InputError(f"The gradebook {path}, line {number}: the {what} {value!r} "
+                                 "is not a number.", path=str(path)) from None
     return rows
 
 
@@ -114,5 +116,6 @@ def read_graded_batch(folder: str | Path) -> GradedBatch:
             else None
         students.append(GradedStudent(student=row["student"], name=row.get("name") or "",
                                       total=row["total"], status=row["status"],
-                                      reason=row.get("reason") or "", result=result))
+                                      reason=row.get("reason") or "", result=result,
+                                      pending=row["to_be_marked"] or 0.0))
     return GradedBatch(folder=folder, profile=profile, students=tuple(students))

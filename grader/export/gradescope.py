@@ -255,7 +255,7 @@ def _grade(root: Path) -> dict:
                                   out=root / "graded", timeout=config["timeout"])
     payload = to_gradescope(result)
     payload["stdout_visibility"] = "hidden"  # the grader's log is for the course staff
-    payload["extra_data"] = {"profile": config["profile"],
+    payload["extra_data"] = {**payload.get("extra_data", {}), "profile": config["profile"],
                              "submission": found.name if isinstance(found, Path) else None}
     return payload
 

@@ -67,6 +67,8 @@ class ExportSummary:
     over_maximum: tuple[tuple[str, float], ...]  # (id, total) above the file's maximum
     maximum: float | None = None
     comments: bool = False  # whether a feedback comment was written
+    #: (id, points): filled with a total that leaves out written answers still to be marked
+    to_be_marked: tuple[tuple[str, float], ...] = ()
 
     @property
     def unmatched(self) -> bool:
@@ -180,14 +182,25 @@ def feedback_comment(student: GradedStudent, profile: str) -> str:
     """What a student reads beside the grade: the total, each task's points and which checks
     lost points, what is still to be marked; escaped HTML (Moodle stores comments as HTML)."""
     how = f" ({profile} profile)" if profile else ""
-    lines = [f"Exercise 8, automatic grading{how}: {_points(student.total or 0)} points."]
+    tasks = student.result.tasks if student.result else ()
+    marked = sum(t.marked for t in tasks)
+    if any(t.marked_max for t in tasks):  # the automatic points apart from the TA's marks
+        lines = [f"Exercise 8{how}: {_points(student.total or 0)} points "
+                 f"({_points((student.total or 0) - marked)} from the automatic checks, "
+                 f"{_points(marked)} marked by a TA)."]
+    else:
+        lines = [f"Exercise 8, automatic grading{how}: {_points(student.total or 0)} points."]
     if student.status != "graded" and student.reason:  # timeout, kernel_died: how it ended
         lines.append(student.reason)
-    tasks = student.result.tasks if student.result else ()
     for task in tasks:
         lost = [c.name.split(": ", 1)[-1] for c in task.checks if c.lost > 0]
         lines.append(f"{task.title}: {_points(task.score)} of {_points(task.max_score)}"
                      + (f"; lost: {', '.join(lost)}" if lost else ""))
+        for c in task.checks:
+            if c.status == "marked":
+                comment = " ".join((c.comment or "").split())
+                lines.append(f"{c.name}: {_points(c.score)} of {_points(c.max_score)}, marked "
+                             "by a TA" + (f": {comment}" if comment else "."))
     pending = sum(t.pending for t in tasks)
     if pending:
         lines.append(f"Written answers still to be marked: {_points(pending)} points.")
@@ -265,4 +278,6 @@ def export_gradebook(folder: str | Path, lms: str, template: str | Path, *,
         only_lms=tuple((next(filter(None, ids), f"line {row.number}"), name)
                        for row, ids, name in target.rows if row.number not in matched_rows),
         no_total=tuple(no_total), kept=tuple(kept), over_maximum=tuple(over),
-        maximum=target.maximum, comments=target.comment is not None)
+        maximum=target.maximum, comments=target.comment is not None,
+        to_be_marked=tuple((s.student, s.pending) for s in batch.students
+                           if s.student in filled and s.pending))

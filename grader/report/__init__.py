@@ -179,7 +179,11 @@ def summary_lines(result: SubmissionResult, colour: bool = False,
             lines.append(paint(f"  ... and {len(result.hints) - max_hints} more in "
                                "feedback.html", "dim"))
     total = f"{name}: {result.score:g} / {result.max_score:g} points ({result.profile} profile)"
+    if result.marked_max:  # the automatic score apart from the TA's marks
+        total += f", {result.marked:g} / {result.marked_max:g} of them marked by a TA"
     lines.append(paint(total, "bold", "red" if result.exit_code else "green")
+                 + (paint(f"; {result.pending:g} points to be marked by a TA", "yellow")
+                    if result.pending else "")
                  + (paint(f"; {result.kernel}", "red") if result.kernel else ""))
     return lines
 

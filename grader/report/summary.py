@@ -53,11 +53,15 @@ def render_index(rows, rubric, profile: str, skipped, names: dict[str, str]) -> 
     failures = {status: [r for r in rows if r.status == status] for status in FAILURES}
     counts = {status: sum(r.status == status for r in rows)
               for status in ("graded", *FAILURES)}
+    manual_max = sum(c.points for t in rubric.tasks for c in t.checks
+                     if c.check == "manual" and c.applies_to(profile))
+    total_max = sum(t["max"] for t in tasks)
     return _env().get_template("index.html.j2").render(
         csp=CSP, rows=rows, tasks=tasks, profile=profile, exercise=rubric.exercise,
         skipped=skipped, names=names, counts=counts,
         failures={FAILURES[s]: rs for s, rs in failures.items() if rs},
-        total_max=sum(t["max"] for t in tasks))
+        total_max=total_max, manual_max=manual_max, auto_max=total_max - manual_max,
+        waiting=sum(1 for r in rows if r.pending))
 
 
 def write_index(path: Path, rows, rubric, profile: str, skipped,
