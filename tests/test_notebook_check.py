@@ -296,3 +296,29 @@ def test_graded_reference_with_check_calls_scores_as_the_golden_file(reference_s
             assert text == notebook_check.UNAVAILABLE + "\n"
         else:
             assert "[failed]" not in text and "[passed] builder function" in text
+
+
+def test_the_builder_is_judged_against_the_notebooks_own_review_length(namespace, capsys):
+    """`grade` sets its profile's MAX_REVIEW_LENGTH; in the student's own notebook, check()
+    compares the builder's input with the notebook's value, so a builder that follows it
+    passes whatever the profiles say."""
+    import keras
+
+    namespace["MAX_REVIEW_LENGTH"] = 321
+
+    def builder():
+        model = keras.Sequential([keras.Input(shape=(321,)),
+                                  keras.layers.Embedding(5000, 32), keras.layers.Dropout(0.4),
+                                  keras.layers.LSTM(128), keras.layers.Dropout(0.4),
+                                  keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+        return model
+
+    namespace["build_lstm_model"] = builder
+    first = check("task1", namespace=namespace)
+    assert first.checks and first.checks[0].status == "passed", capsys.readouterr().out
+    namespace["MAX_REVIEW_LENGTH"] = 200
+    builder_check = check("task1", namespace=namespace).checks[0]
+    assert builder_check.message.startswith("Task 1: build_lstm_model() builds a model for "
+                                            "reviews of 321 words, but MAX_REVIEW_LENGTH is 200")
+    capsys.readouterr()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 __all__ = ["check", "NotebookCheck"]
 
@@ -98,6 +99,11 @@ def _check(task, namespace) -> NotebookCheck:
     from ..checks import STRUCTURE, run_check
 
     profile = rubric.profiles.get(PROFILE) or next(iter(rubric.profiles.values()))
+    length = namespace.get("MAX_REVIEW_LENGTH")
+    if isinstance(length, int) and not isinstance(length, bool):
+        # the builder is judged against the notebook's own length: `grade` sets its profile's
+        profile = replace(profile, parameters=MappingProxyType(
+            {**profile.parameters, "MAX_REVIEW_LENGTH": length}))
     results, lines = [], []
     for spec in tasks:
         with _random_state_kept():
@@ -225,7 +231,7 @@ def _random_state_kept():
 
 def _keras_state():
     try:
-        import numpy as np
+        from keras import ops
         from keras.src.backend.common import global_state
         from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
     except ImportError:
@@ -233,7 +239,8 @@ def _keras_state():
     generator = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
     names = global_state.get_global_attribute("object_name_uids")
     return (global_state, GLOBAL_SEED_GENERATOR, generator,
-            None if generator is None else np.array(generator.state.value),
+            # a copy of the seed (numpy's __array__ on a Keras variable is deprecated)
+            None if generator is None else ops.convert_to_numpy(generator.state.value).copy(),
             None if names is None else dict(names))
 
 
