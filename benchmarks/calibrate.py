@@ -69,6 +69,15 @@ def _accuracy(model, data) -> float:
     return imdb_metrics(data.y_test, prob)["accuracy"]
 
 
+def _untrained_movie_ratio(task, ns, data, seed) -> float:
+    """The builder's model, untrained (its own seeded weights), against the grader's clone."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    trained, untrained = _movie_losses(ns[task.builder](), data)
+    return trained / untrained
+
+
 def _movie_losses(model, data) -> tuple[float, float]:
     """The trained bonus model's loss on the grader's movies, and its untrained clone's."""
     import keras
@@ -147,6 +156,9 @@ def main() -> int:
                     base[task.id].setdefault("shuffled", []).append(shuffled)
             else:
                 movies.setdefault(task.id, []).append(_movie_losses(model, data))
+                if args.baselines:
+                    base.setdefault(task.id, {}).setdefault("untrained", []).append(
+                        _untrained_movie_ratio(task, ns, data, seed))
         print(f"seed {seed}: " + ", ".join(f"{t} {v[-1]:.4f}" for t, v in rows.items())
               + "; time " + ", ".join(f"{t} {s:.0f}s" for t, s in ns["_timings"].items()),
               flush=True)
@@ -183,10 +195,16 @@ def main() -> int:
         print("| " + " | ".join(cells) + " |")
     for task_id, pairs in movies.items():
         ratios = [trained / untrained for trained, untrained in pairs]
+        check = next((c for t in rubric.tasks if t.id == task_id for c in t.checks
+                      if c.check == "learns"), None)
+        at_most = check.options.get("at_most", 0.8) if check else None
+        untrained = base.get(task_id, {}).get("untrained") or []
         print(f"| {task_id} | {', '.join(f'{s:.0f}' for s in seconds[task_id])} | loss / "
               f"untrained loss: " + ", ".join(f"{t:.4f} / {u:.4f} = {r:.3f}"
                                               for (t, u), r in zip(pairs, ratios))
-              + f" | highest ratio {max(ratios):.3f} | | | | | | | | |")
+              + f" | highest ratio {max(ratios):.3f} | | | learns at_most {at_most} | | "
+              + (", ".join(f"{r:.4f}" for r in untrained) if untrained else "-")
+              + " (untrained / clone) | | | |")
     return 0
 
 

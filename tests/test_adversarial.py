@@ -32,6 +32,7 @@ import pytest
 from grader import sandbox
 from grader.evaluator import UnsafeModelError, inspect_archive
 from grader.execute import MAX_OUTPUT_BYTES, run_notebook
+from grader.fstree import remove_tree
 from grader.pipeline import grade_submission
 from grader.rubric import load_rubric
 
@@ -371,7 +372,9 @@ def _grade_again(out: Path):
     """The same submission graded again into the same folder: its kernel's tree is removed
     first (and given back to the grader before), however deep."""
     name = out.name
-    return grade_submission(CORPUS / f"{name}.ipynb", out=out, threads=1, **_options(name))
+    result = grade_submission(CORPUS / f"{name}.ipynb", out=out, threads=1, **_options(name))
+    remove_tree(out / "work")  # pytest's own clean-up of old temporary folders recurses
+    return result
 
 
 def _evaluation(out: Path) -> dict:
