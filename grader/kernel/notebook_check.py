@@ -19,6 +19,10 @@ import contextlib
 import json
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..results import CheckResult
 
 __all__ = ["check", "NotebookCheck"]
 
@@ -98,7 +102,8 @@ def _check(task, namespace) -> NotebookCheck:
     from ..checks import STRUCTURE, run_check
 
     profile = rubric.profiles.get(PROFILE) or next(iter(rubric.profiles.values()))
-    results, lines = [], []
+    results: list[CheckResult] = []
+    lines: list[str] = []
     for spec in tasks:
         with _random_state_kept():
             ctx = _context(rubric, profile, spec, namespace)
