@@ -94,6 +94,14 @@ class Source:
     def describe(self) -> str:
         return "Keras' download" if self.path is None else f"{self.kind} {self.path}"
 
+    @property
+    def file(self) -> Path:
+        """The file or folder to read: every source has one but Keras' download, which
+        ``_concrete`` fetches first."""
+        if self.path is None:
+            raise ValueError("Keras' download has no file until it is fetched (_concrete)")
+        return self.path
+
 
 def resolve_source(source: str | os.PathLike | None = None) -> Source:
     """Pick the source: the argument, else ``$EX8_IMDB``, else Keras' own download."""
@@ -139,12 +147,12 @@ def _source_key(src: Source) -> str:
         # names, sizes and modification times identify a folder's state well enough.
         for split in _SPLITS:
             for label, _ in _LABELS:
-                for entry in sorted(os.scandir(src.path / split / label), key=lambda e: e.name):
+                for entry in sorted(os.scandir(src.file / split / label), key=lambda e: e.name):
                     st = entry.stat()
                     digest.update(f"{split}/{label}/{entry.name}:{st.st_size}:{st.st_mtime_ns}"
                                   .encode())
     else:
-        with open(src.path, "rb") as fh:
+        with open(src.file, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:20]
@@ -166,7 +174,7 @@ def _concrete(source) -> Source:
 def cache_path_for(source: str | os.PathLike | None = None) -> Path:
     """The cache file a source is (or will be) tokenised into (a view is its own cache)."""
     src = _concrete(source)
-    return src.path if src.kind == "view" else cache_dir() / f"imdb-{_source_key(src)}.npz"
+    return src.file if src.kind == "view" else cache_dir() / f"imdb-{_source_key(src)}.npz"
 
 
 # --------------------------------------------------------------------------- reading raw text
@@ -177,13 +185,13 @@ def _iter_reviews(src: Source) -> Iterator[tuple[str, int, int, str]]:
     if src.kind == "folder":
         for split in _SPLITS:
             for label_name, label in _LABELS:
-                for path in (src.path / split / label_name).iterdir():
+                for path in (src.file / split / label_name).iterdir():
                     m = _FILE_NAME.search(path.name)
                     if m:
                         yield split, label, int(m.group(1)), path.read_text(encoding="utf-8")
         return
     wanted = {(split, name): label for split in _SPLITS for name, label in _LABELS}
-    with tarfile.open(src.path) as archive:
+    with tarfile.open(src.file) as archive:
         for member in archive:
             if not member.isfile():
                 continue
@@ -191,7 +199,10 @@ def _iter_reviews(src: Source) -> Iterator[tuple[str, int, int, str]]:
             m = _FILE_NAME.search(parts[-1])
             if len(parts) < 3 or not m or (parts[-3], parts[-2]) not in wanted:
                 continue
-            text = archive.extractfile(member).read().decode("utf-8")
+            fh = archive.extractfile(member)
+            if fh is None:  # only for a member that is not a file
+                continue
+            text = fh.read().decode("utf-8")
             yield parts[-3], wanted[parts[-3], parts[-2]], int(m.group(1)), text
 
 
@@ -255,7 +266,7 @@ def _read_npy(raw: bytes) -> np.ndarray:
 
 def _build_from_npz(src: Source) -> dict[str, np.ndarray]:
     try:
-        with zipfile.ZipFile(src.path) as archive:
+        with zipfile.ZipFile(src.file) as archive:
             raw = {name[:-4]: _read_npy(archive.read(name)) for name in archive.namelist()
                    if name.endswith(".npy")}
     except (zipfile.BadZipFile, ValueError, pickle.UnpicklingError, EOFError) as exc:
@@ -269,7 +280,7 @@ def _build_from_npz(src: Source) -> dict[str, np.ndarray]:
     for split in _SPLITS:
         seqs = [list(map(int, s)) for s in raw[f"x_{split}"]]
         arrays.update(_pack(split, seqs, raw[f"y_{split}"]))
-    index_file = src.path.with_name("imdb_word_index.json")
+    index_file = src.file.with_name("imdb_word_index.json")
     words: list[str] = []
     if index_file.exists():
         index = json.loads(index_file.read_text(encoding="utf-8"))
@@ -308,7 +319,7 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, allow_pickle=False, **arrays)  # the cache is read without pickles
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # kernels run as another user read it too
@@ -328,7 +339,7 @@ def _load_arrays(source, keys=None) -> dict[str, np.ndarray]:
     """The source's arrays from its cache (built first if need be); ``keys``: only these."""
     src = _concrete(source)
     if src.kind == "view":  # already in the cache's format, and read-only where kernels see it
-        with np.load(src.path, allow_pickle=False) as f:
+        with np.load(src.file, allow_pickle=False) as f:
             return {k: f[k] for k in f.files if keys is None or k in keys}
     path = cache_dir() / f"imdb-{_source_key(src)}.npz"
     if path.exists():
@@ -557,7 +568,7 @@ def ensure_cache(source=None) -> tuple[Source, Path]:
     """Resolve the source and make sure its cache exists, so that kernels only read it."""
     src = _concrete(source)
     if src.kind == "view":
-        return src, src.path
+        return src, src.file
     path = cache_dir() / f"imdb-{_source_key(src)}.npz"
     if not path.exists():
         _load_arrays(src.path)

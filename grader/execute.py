@@ -172,6 +172,8 @@ class _CappedClient(NotebookClient):
         return cell
 
     async def _silent(self, code: str, expressions: dict) -> dict | None:
+        if self.kc is None:  # called after a cell ran: the kernel's client is there
+            raise RuntimeError("the notebook's kernel has no client")
         msg_id = await ensure_async(self.kc.execute(
             code, silent=True, store_history=False, user_expressions=expressions,
             stop_on_error=False))
@@ -383,11 +385,11 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         await client.async_execute(cleanup_kc=True, env=env, cwd=str(workdir), stdout=log,
                                    stderr=log)
 
-    def stop_run():  # from the watch thread: the cgroup, or the kernel's process group
-        confinement.kill(getattr(km.provisioner, "pgid", None))
-
     watch = None
     if confinement and confinement.disk_quota:
+        def stop_run():  # from the watch thread: the cgroup, or the kernel's process group
+            confinement.kill(getattr(km.provisioner, "pgid", None))
+
         watch = _DiskWatch(workdir, confinement.disk_quota, stop_run)
         watch.start()
     start = time.monotonic()
@@ -424,8 +426,8 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     if watch and watch.tripped:
         report.event = "disk"
         report.kernel = (f"The run was stopped {report.last_cell}: the notebook wrote "
-                         f"more than {confinement.disk_quota >> 20} MB into its work folder.")
-    elif oom and report.event == "died":
+                         f"more than {watch.quota >> 20} MB into its work folder.")
+    elif oom and confinement and report.event == "died":
         report.event = "memory"
         report.kernel = (f"The kernel died {report.last_cell}: it needed more than the "
                          f"{confinement.memory_text} of memory it may use.")

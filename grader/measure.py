@@ -83,10 +83,9 @@ def _in_flight(talk: str) -> _InFlight | None:
 
 
 def _supervise(proc: sandbox.ConfinedProcess, budget: float, since: float,
-               deadline: float, memory: str) -> tuple[subprocess.CompletedProcess | None,
-                                                      _InFlight | None, str | None]:
-    """Wait for the evaluator. Returns its completed process when it ended well; else the
-    model it was measuring and why it was stopped."""
+               deadline: float, memory: str) -> tuple[_InFlight, str] | None:
+    """Wait for the evaluator. Returns None when it ended well; else the model it was
+    measuring and why it was stopped."""
     while True:
         code = proc.poll()
         current = _in_flight(proc.output())
@@ -95,13 +94,14 @@ def _supervise(proc: sandbox.ConfinedProcess, budget: float, since: float,
             break
         if current is not None and now - max(current.started, since) > budget:
             proc.cancel()
-            return None, current, f"{current.what} took more than {budget:.0f} s"
+            return current, f"{current.what} took more than {budget:.0f} s"
         if now > deadline:
             proc.cancel()
             raise subprocess.TimeoutExpired(proc.proc.args, deadline - since)
         time.sleep(_POLL)
     if code == 0:
-        return proc.collect(), None, None
+        proc.collect()
+        return None
     oom = proc.out_of_memory()
     done = proc.collect()
     if current is None:  # not while measuring a model: ours to explain
@@ -109,7 +109,7 @@ def _supervise(proc: sandbox.ConfinedProcess, budget: float, since: float,
         raise InfrastructureError(f"The evaluation process failed (exit {code}): {tail}")
     why = f"{current.what} needed more than {memory} of memory" if oom else \
         f"the evaluator died while {current.what} (exit {code})"
-    return None, current, why
+    return current, why
 
 
 def finish_evaluation(run, evaluator: sandbox.ConfinedProcess, keep: dict) -> dict:
@@ -124,16 +124,17 @@ def finish_evaluation(run, evaluator: sandbox.ConfinedProcess, keep: dict) -> di
     # each restart leaves one more model out: at most one per model of the rubric
     for _ in range(2 * len(run.rubric.tasks) + 1):
         try:
-            done, stopped, why = _supervise(evaluator, budget, since, deadline, memory)
+            stopped = _supervise(evaluator, budget, since, deadline, memory)
         except subprocess.TimeoutExpired as exc:
             raise InfrastructureError("The evaluation of the harvested models took too long.",
                                       path=str(run.submission)) from exc
         except InfrastructureError as exc:
             raise InfrastructureError(str(exc), path=str(run.submission)) from exc
-        if done is not None:
+        if stopped is None:  # it ended well
             break
-        skip[f"{stopped.task}.{stopped.role}"] = \
-            f"{stopped.task}.{stopped.role}.keras was not measured: {why}."
+        model, why = stopped
+        skip[f"{model.task}.{model.role}"] = \
+            f"{model.task}.{model.role}.keras was not measured: {why}."
         evaluator = start_evaluator(run, skip=skip, wait=False)
         evaluator.close_input()
         since = time.time()

@@ -105,7 +105,7 @@ def clean_history(value: Any) -> dict[str, list[float | None]] | None:
     for key, series in list(value.items())[:MAX_HISTORY_KEYS]:
         if not isinstance(key, str) or not isinstance(series, list):
             continue
-        numbers = []
+        numbers: list[float | None] = []
         for v in series[:MAX_HISTORY_EPOCHS]:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 numbers.append(None)
@@ -154,7 +154,9 @@ def read_harvest(path: Path, task_ids) -> dict[str, Any]:
                 history["history"] = clean
         tasks[tid] = {"builder": _entry(item.get("builder"), _BUILDER),
                       "model": _entry(item.get("model"), _MODEL), "history": history}
-    space = raw.get("namespace") if isinstance(raw.get("namespace"), dict) else {}
+    space = raw.get("namespace")
+    if not isinstance(space, dict):
+        space = {}
     functions = [_text(f, MAX_NAME) for f in space.get("functions", [])[:MAX_NAMES]
                  if isinstance(f, str)] if isinstance(space.get("functions"), list) else []
     models = []
@@ -162,7 +164,9 @@ def read_harvest(path: Path, task_ids) -> dict[str, Any]:
         if not isinstance(m, dict) or not isinstance(m.get("name"), str):
             continue
         params = m.get("params")
-        layers = m.get("layers") if isinstance(m.get("layers"), list) else []
+        layers = m.get("layers")
+        if not isinstance(layers, list):
+            layers = []
         models.append({"name": m["name"][:MAX_NAME],
                        "params": params if isinstance(params, int)
                        and not isinstance(params, bool) else None,

@@ -184,7 +184,8 @@ def cell_numbers(nb: nbformat.NotebookNode) -> list[int | None]:
     """Each cell's number in the notebook the student handed in (1-based, every cell counts, as
     when counting them from the top); None for the grader's own cells. Feedback names cells by
     these numbers, not by their place in the prepared notebook, which has one cell more."""
-    numbers, student = [], 0
+    numbers: list[int | None] = []
+    student = 0
     for c in nb.cells:
         if is_grader_cell(c):
             numbers.append(None)
@@ -225,9 +226,9 @@ def cell_tasks(nb: nbformat.NotebookNode, tasks) -> list[str | None]:
             if named:
                 current = named[-1]
         elif c.cell_type == "markdown":
-            named = _heading_task(c.source, tasks)
-            if named:
-                current = named
+            heading = _heading_task(c.source, tasks)
+            if heading:
+                current = heading
         owners.append(current if c.cell_type == "code" else None)
     return owners
 

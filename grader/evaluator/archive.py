@@ -36,7 +36,8 @@ def _keras_function(node: dict) -> bool:
     binary_crossentropy``): a name it looks up among its built-ins, never code."""
     return node.get("class_name") == "function" and isinstance(node.get("config"), str) and \
         node.get("registered_name") in (None, "function") and \
-        (node.get("module") == "builtins" or _KERAS_MODULE.fullmatch(str(node.get("module"))))
+        (node.get("module") == "builtins" or
+         _KERAS_MODULE.fullmatch(str(node.get("module"))) is not None)
 
 
 def _walk_config(node: Any, trail: str = "model") -> None:

@@ -23,10 +23,14 @@ def reference_generate_movies():
     import ast
     import importlib.util
 
-    path = Path(importlib.util.find_spec("reference.solution").origin)
+    spec = importlib.util.find_spec("reference.solution")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("reference.solution is not installed beside the grader",
+                                  name="reference.solution")
+    path = Path(spec.origin)
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    found = [node for node in tree.body
-             if isinstance(node, ast.FunctionDef) and node.name == "generate_movies"]
+    found: list[ast.stmt] = [node for node in tree.body if isinstance(node, ast.FunctionDef)
+                             and node.name == "generate_movies"]
     namespace: dict[str, Any] = {"np": np}
     exec(compile(ast.Module(body=found, type_ignores=[]), str(path), "exec"), namespace)
     return namespace["generate_movies"]

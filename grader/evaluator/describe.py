@@ -35,7 +35,7 @@ def architecture(config: Any) -> Any:
         return None
     inner = config["config"]
     layers = inner.get("layers") if isinstance(inner.get("layers"), list) else []
-    names = {}
+    names: dict[str, str] = {}
     for i, layer in enumerate(layers):
         name = layer.get("name") or (layer.get("config") or {}).get("name") \
             if isinstance(layer, dict) else None

@@ -83,6 +83,12 @@ class Evaluator:
             self._words = word_ranks(self.source) or {}
         return self._words or None
 
+    def _eval_data(self) -> EvalData:
+        """The grader's reviews and movies, loaded when the first model needs them."""
+        if self.data is None:
+            self.data = load_eval_data(self.rubric, self.profile, self.source)
+        return self.data
+
     def task(self, task_id: str, roles=("fresh", "trained"), early: bool = False) -> None:
         task = next((t for t in self.rubric.tasks if t.id == task_id), None)
         if task is None:
@@ -94,13 +100,16 @@ class Evaluator:
             self.infos.pop((task.id, role), None)
             self.configs.pop((task.id, role), None)
             self.arrays.pop((task.id, role), None)
-            if copies[role] is None:
+            copy = copies[role]
+            if copy is None:
                 continue
+            info: dict[str, Any]
+            arrays: dict[str, np.ndarray]
             if f"{task.id}.{role}" in self.skip:  # it exhausted a budget in an earlier run
                 info, arrays = {"error": self.skip[f"{task.id}.{role}"]}, {}
             else:
                 _progress("start", task.id, role, self._what(task, role))
-                info, arrays = self._measure(task, role, copies[role], names[role],
+                info, arrays = self._measure(task, role, copy, names[role],
                                              trained=copies.get("trained") is not None or
                                              (self.artifacts / f"{task.id}.trained.keras")
                                              .is_file())
@@ -118,7 +127,8 @@ class Evaluator:
             return f"predicting {ev['movies']} movies of {ev['movie_frames']} frames"
         return "loading and describing it"
 
-    def _measure(self, task, role: str, path: Path, name: str, trained: bool):
+    def _measure(self, task, role: str, path: Path, name: str,
+                 trained: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         info: dict[str, Any] = {}
         arrays: dict[str, np.ndarray] = {}
         input_shape = model_input_shape(self.rubric, self.profile, task)
@@ -136,9 +146,8 @@ class Evaluator:
         except Exception as exc:  # a broken file is the submission's problem, not ours
             info["error"] = model_failure(name, exc)
             return info, arrays
-        if self.data is None:
-            self.data = load_eval_data(self.rubric, self.profile, self.source)
-        arrays.update(y_test=self.data.y_test, y_train=self.data.y_train)
+        data = self._eval_data()
+        arrays.update(y_test=data.y_test, y_train=data.y_train)
         try:
             if task.kind == "imdb" and role == "trained":
                 self._predict_reviews(task, model, info, arrays)
@@ -153,7 +162,7 @@ class Evaluator:
         return info, arrays
 
     def _predict_reviews(self, task, model, info: dict, arrays: dict) -> None:
-        data = self.data
+        data = self._eval_data()
         # one predict over test and train reviews: one pass, one traced function
         both = np.concatenate((data.x_test, data.x_train))
         prob = np.asarray(model.predict(both, batch_size=_PREDICT_BATCH, verbose=0),
@@ -165,7 +174,7 @@ class Evaluator:
         arrays[f"{task.id}_train_prob"] = train_prob
 
     def _predict_movies(self, task, model, role: str, info: dict, arrays: dict) -> None:
-        data = self.data
+        data = self._eval_data()
         predict = _movie_function(model, data.noisy.shape[2:])
         pred = np.concatenate([predict(data.noisy[i:i + 4])
                                for i in range(0, len(data.noisy), 4)])
@@ -190,10 +199,11 @@ class Evaluator:
 
         keras.utils.set_random_seed(BASELINE_SEED)
         clone = keras.models.clone_model(model)
-        predict = _movie_function(clone, self.data.noisy.shape[2:])
-        pred = np.concatenate([predict(self.data.noisy[i:i + 4])
-                               for i in range(0, len(self.data.noisy), 4)])
-        return movie_metrics(self.data.shifted, pred)["loss"]
+        data = self._eval_data()
+        predict = _movie_function(clone, data.noisy.shape[2:])
+        pred = np.concatenate([predict(data.noisy[i:i + 4])
+                               for i in range(0, len(data.noisy), 4)])
+        return movie_metrics(data.shifted, pred)["loss"]
 
     def _twin(self, task, role: str, config: dict) -> dict | None:
         """The builder's model described without loading it, when its config is the trained
@@ -232,15 +242,16 @@ class Evaluator:
             result["tasks"][task.id] = entry
         probs = {t.id: arrays[f"{t.id}_test_prob"] for t in self.rubric.tasks
                  if f"{t.id}_test_prob" in arrays}
-        if probs:
-            result["reviews"] = misclassified_reviews(self.data.x_test, self.data.y_test, probs,
+        if probs:  # a model was predicted: the data is loaded
+            data = self._eval_data()
+            result["reviews"] = misclassified_reviews(data.x_test, data.y_test, probs,
                                                       self.words())
         import keras
 
         result["versions"] = {"keras": keras.__version__, "backend": keras.backend.backend()}
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "evaluation.json").write_text(json.dumps(result, indent=1))
-        np.savez_compressed(self.out / "predictions.npz", **arrays)
+        np.savez_compressed(self.out / "predictions.npz", allow_pickle=False, **arrays)
         shutil.rmtree(self._copies, ignore_errors=True)
         return result
 

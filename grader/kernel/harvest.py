@@ -67,25 +67,27 @@ def harvest(spec, namespace, checkpoint=False):
     import math
     import os
     import sys
+    from typing import Any
 
     import numpy as np
 
     out = spec["out"]
     grader = namespace.get("_ex8_grader")
     state = grader.setdefault("early", {}) if isinstance(grader, dict) else {}
+    keras_error = None
     if checkpoint:
-        keras = sys.modules.get("keras")  # never imported here: a model needs it loaded already
-        if keras is None:
+        loaded = sys.modules.get("keras")  # never imported here: a model needs it loaded already
+        if loaded is None:
             return "[]"
+        model_type = loaded.Model
     else:
         try:
             import keras
         except Exception as exc:  # noqa: BLE001 - any failure here is reported, not raised
-            keras = None
             keras_error = f"{type(exc).__name__}: {exc}"
+            model_type = ()
         else:
-            keras_error = None
-    model_type = keras.Model if keras is not None else ()
+            model_type = keras.Model
 
     def save(model, path):
         model.save(path)
@@ -115,7 +117,7 @@ def harvest(spec, namespace, checkpoint=False):
         return clean
 
     if checkpoint:
-        ready = []
+        ready: list[dict[str, Any]] = []
         for task in spec["tasks"]:
             model = namespace.get(task["model"])
             if task["id"] in state or namespace.get(task["history"]) is None or \
@@ -140,9 +142,9 @@ def harvest(spec, namespace, checkpoint=False):
     os.makedirs(out, exist_ok=bool(state))  # fresh, unless an early hand-out made it
     if os.path.islink(out):
         raise RuntimeError("the artifact folder is a link")
-    report = {"keras_error": keras_error, "tasks": {}, "namespace": {}}
+    report: dict[str, Any] = {"keras_error": keras_error, "tasks": {}, "namespace": {}}
     for task in spec["tasks"]:
-        entry = {}
+        entry: dict[str, Any] = {}
         report["tasks"][task["id"]] = entry
         early = state.get(task["id"]) or {}
         entry["builder"], fresh = _call_builder(namespace.get(task["builder"]), model_type)

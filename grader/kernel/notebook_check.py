@@ -20,6 +20,10 @@ import json
 import sys
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..results import CheckResult
 
 __all__ = ["check", "NotebookCheck"]
 
@@ -104,7 +108,8 @@ def _check(task, namespace) -> NotebookCheck:
         # the builder is judged against the notebook's own length: `grade` sets its profile's
         profile = replace(profile, parameters=MappingProxyType(
             {**profile.parameters, "MAX_REVIEW_LENGTH": length}))
-    results, lines = [], []
+    results: list[CheckResult] = []
+    lines: list[str] = []
     for spec in tasks:
         with _random_state_kept():
             ctx = _context(rubric, profile, spec, namespace)

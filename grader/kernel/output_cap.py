@@ -13,8 +13,9 @@ this; then the kernel's memory limit is what stops it.
 def cap_output(limit):
     import sys
     import types
+    from typing import Any
 
-    state = {"cell": None, "used": 0}
+    state: dict[str, Any] = {"cell": None, "used": 0}
     for stream in (sys.stdout, sys.stderr):
         base = type(stream)
         if base.__name__ != "OutStream":

@@ -145,5 +145,6 @@ def find_hints(notebook, errors=(), owners=(), *, module: Path | None = None
                 code=_quote(lines, f.line or None), message=_message(f.rule, f.name),
                 fix=_fix(f, lines) if f.line else RULES[f.rule].fix,
                 error=_error_text(errs[0]) if errs else None,
-                error_cells=tuple(sorted({e.cell for e in errs}))))
+                # the student's cells: a grader's cell (None) is not one to name, nor sortable
+                error_cells=tuple(sorted({e.cell for e in errs if e.cell is not None}))))
     return sorted(hints, key=lambda h: (h.cell is not None, h.cell or 0, h.line or 0, h.rule))

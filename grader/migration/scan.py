@@ -48,17 +48,16 @@ _STATEMENT_START = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
 
 def _print_statements(lines: list[str]) -> list[Finding]:
     """Python 2 print statements, found by their tokens (by a regex where tokenizing fails)."""
+    found: list[Finding] = []
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline))
     except (tokenize.TokenError, SyntaxError):
-        found = []
         for number, line in enumerate(lines, 1):
             m = _PRINT_LINE.match(line)
             if m and m.group(2).strip():
                 found.append(Finding("print_statement", number, number,
                                       fix=_print_fix(m.group(2))))
         return found
-    found: list[Finding] = []
     depth = 0
     previous = None  # the last token that is not a comment or a line break inside brackets
     significant = [t for t in tokens if t.type not in (tokenize.NL, tokenize.COMMENT)]
@@ -103,7 +102,7 @@ def _text_between(lines: list[str], start: tuple[int, int], end: tuple[int, int]
     return "\n".join([lines[r1 - 1][c1:], *lines[r1:r2 - 1], lines[r2 - 1][:c2]])
 
 
-def _blank(lines: list[str], findings: list[Finding]) -> list[Finding]:
+def _blank(lines: list[str], findings: list[Finding]) -> list[str]:
     out = list(lines)
     for f in findings:
         first = out[f.line - 1]
@@ -183,17 +182,19 @@ class _Scanner(ast.NodeVisitor):
     def _without_keyword(self, call: ast.Call, kw: ast.keyword, spec: str) -> str | None:
         """The statement holding ``call``, rewritten without ``kw`` and with
         ``keras.Input(spec)`` first: a statement before it, or an item before it in a list."""
-        stmt = call
+        stmt: ast.AST | None = call
         while stmt is not None and not isinstance(stmt, ast.stmt):
             stmt = self.parents.get(id(stmt))
         drop = self._drop_keyword(kw)
-        if stmt is None or drop is None or stmt.end_lineno - stmt.lineno > 8:
+        if stmt is None or drop is None or stmt.end_lineno is None or \
+                stmt.end_lineno - stmt.lineno > 8:
             return None
         parent = self.parents.get(id(call))
         out = []
         if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
                 and parent.func.attr == "add":
-            indent = re.match(r"\s*", self.lines[stmt.lineno - 1]).group()
+            first = self.lines[stmt.lineno - 1]
+            indent = first[:len(first) - len(first.lstrip())]
             out.append(f"{indent}{self._text(parent.func.value)}.add(keras.Input({spec}))")
         for number in range(stmt.lineno, stmt.end_lineno + 1):
             text = self.lines[number - 1]
@@ -208,8 +209,11 @@ class _Scanner(ast.NodeVisitor):
         return textwrap.dedent("\n".join(out))
 
     def _string_swap(self, node: ast.Constant, table: dict[str, str], rule: str) -> None:
+        value = node.value
+        if not isinstance(value, str):  # the callers found it among the table's keys
+            return
         text = self._text(node)
-        self._add(rule, node, text.replace(node.value, table[node.value], 1), name=node.value)
+        self._add(rule, node, text.replace(value, table[value], 1), name=value)
 
     # -- visitors
     def visit_Import(self, node: ast.Import) -> None:
@@ -255,13 +259,13 @@ class _Scanner(ast.NodeVisitor):
         if name == "Embedding" and "input_length" in kws:
             kw = kws["input_length"]
             self.found.append(Finding(
-                "embedding_input_length", kw.lineno, kw.end_lineno,
+                "embedding_input_length", kw.lineno, kw.end_lineno or kw.lineno,
                 fix=self._without_keyword(node, kw, f"shape=({self._text(kw.value)},)")))
         for key in ("input_shape", "batch_input_shape"):
             if key in kws and name not in _INPUT_LAYERS and name != "Embedding":
                 kw = kws[key]
                 self.found.append(Finding(
-                    "input_shape", kw.lineno, kw.end_lineno, name=key,
+                    "input_shape", kw.lineno, kw.end_lineno or kw.lineno, name=key,
                     fix=self._without_keyword(node, kw, f"{'batch_' * (key != 'input_shape')}"
                                                         f"shape={self._text(kw.value)}")))
         if name in _OPTIMIZERS and "lr" in kws:

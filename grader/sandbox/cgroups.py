@@ -47,7 +47,7 @@ def cgroup_base() -> tuple[str, dict[str, Path]] | None:
     """Where this process may create child cgroups: ``("v1", {controller: folder})`` or
     ``("v2", {"": folder})``; None when it may not (no root, read-only, no controllers)."""
     mounts, own = _cgroup_mounts(), dict(_cgroup_lines())
-    v1 = {}
+    v1: dict[str, Path] = {}
     for controller in ("memory", "pids", "cpu"):
         for names, path in own.items():
             if controller in names.split(",") and controller in mounts:
@@ -158,7 +158,7 @@ class Cgroups:
         return 0
 
     def pids(self) -> set[int]:
-        found = set()
+        found: set[int] = set()
         for path in self.procs:
             found.update(int(p) for p in _read(path).split())
         return found

@@ -214,14 +214,14 @@ def _namespaces(conf: Confinement, mode: str, bwrap: list[str]) -> list[str]:
         # ipykernel exits when its parent is pid 1, which bwrap's init is in the namespace;
         # --die-with-parent does that poller's job (the kernel dies with the grader)
         conf.kernel_args = ["--IPKernelApp.parent_handle=1"]
-        return [probe.tool("bwrap"), *bwrap, "--"]
+        return [probe.found_tool("bwrap"), *bwrap, "--"]
     # bwrap's --die-with-parent, by hand: the run dies with the grader, killed or not
     setpriv = probe.tool("setpriv")
     prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
     if mode == "unshare":
         user = [] if probe.is_root() else ["--user", "--map-root-user"]
         conf.layers += ["no network", "own process namespace"]
-        return prefix + [probe.tool("unshare"), *user, "--net", "--pid", "--fork",
+        return prefix + [probe.found_tool("unshare"), *user, "--net", "--pid", "--fork",
                          "--kill-child", "--mount-proc", "--ipc", "--uts", "--"]
     conf.marker = f"EX8_RUN={secrets.token_hex(8)}"
     conf.env["EX8_RUN"] = conf.marker.split("=", 1)[1]
@@ -275,7 +275,7 @@ def plan(workdir: Path, *, data_env: dict[str, str], threads: int | None = None,
                        home) if chosen.mode == "bwrap" else []
     prefix += _namespaces(conf, chosen.mode, bwrap)
     if conf.uid is not None:
-        prefix += [probe.tool("setpriv"), f"--reuid={conf.uid}", f"--regid={conf.uid}",
+        prefix += [probe.found_tool("setpriv"), f"--reuid={conf.uid}", f"--regid={conf.uid}",
                    "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
                    "--"]
     conf.layers.append(f"work folder quota {size_text(limits.disk)}")

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import InfrastructureError
 from .cgroups import cgroup_base
 from .limits import _MiB
 
-__all__ = ["Machine", "machine", "available", "tool", "is_root", "MODE_ENV", "fresh_uid",
-           "python_roots", "package_dir", "under", "bwrap_head", "bwrap_caps"]
+__all__ = ["Machine", "machine", "available", "tool", "found_tool", "is_root", "MODE_ENV",
+           "fresh_uid", "python_roots", "package_dir", "under", "bwrap_head", "bwrap_caps"]
 
 @lru_cache(maxsize=None)
 def tool(name: str) -> str | None:
@@ -27,6 +28,15 @@ def tool(name: str) -> str | None:
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)  # the sandbox sees /usr; a tool elsewhere on PATH it may not
     return None
+
+
+def found_tool(name: str) -> str:
+    """The path of a tool a layer was decided on (``decide`` chooses a layer only where
+    ``machine`` found its tool)."""
+    path = tool(name)
+    if path is None:
+        raise InfrastructureError(f"The sandbox needs {name}, which this machine does not have.")
+    return path
 
 
 def is_root() -> bool:
