@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from .cellref import place
+
 __all__ = ["CheckResult", "TaskResult", "CellError", "MigrationHint", "SubmissionResult",
            "to_gradescope", "from_dict", "EXIT_FULL_MARKS", "EXIT_POINTS_LOST",
            "EXIT_NOT_GRADED"]
@@ -29,6 +31,12 @@ class CheckResult:
     message: str
     hint: str | None = None
     visibility: str = "visible"
+    #: what failed this check, a key the check shares with the other checks of its task that
+    #: the same cause fails (``grader.checks.base.CAUSES``); the report says a cause once
+    #: (``grader.causes``). None: a finding of this check alone
+    cause: str | None = None
+    #: the first thing to do about it, in the student's words (a sentence)
+    todo: str | None = None
 
     @property
     def lost(self) -> float:
@@ -48,6 +56,12 @@ class CellError:
     # error was raised in the grader's code around it), and ``cell`` a cell of the notebook the
     # grader wrapped it in, which the feedback does not show
     module: str | None = None
+    # how Jupyter shows the cell (``submission.cell_places``): its number among the code cells,
+    # its first line, and the heading above it when another code cell starts with that line.
+    # None in results of earlier versions, which named cells by ``cell`` alone
+    code_cell: int | None = None
+    first_line: str | None = None
+    heading: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,10 @@ class MigrationHint:
     fix: str  # the Keras 3 spelling
     error: str | None = None  # "KeyError: 'acc'": the error this line raised
     error_cells: tuple[int, ...] = ()  # the cells whose run reported that error
+    # the cell as Jupyter shows it, as in ``CellError``
+    code_cell: int | None = None
+    first_line: str | None = None
+    heading: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,12 +155,18 @@ def _gs_status(status: Status) -> str:
 
 def to_gradescope(result: SubmissionResult) -> dict:
     """Gradescope's results.json: score, execution_time, tests[] with extra_data task/check."""
+    from .causes import explained_by  # it reads these dataclasses
+
     tests = []
     for task in result.tasks:
+        explained = explained_by(task)
         for c in task.checks:
             if c.status == "skipped":
                 continue
             output = c.message + (f"\nHint: {c.hint}" if c.hint and c.status == "failed" else "")
+            if c.check in explained:  # its cause is said once, by the first check it fails
+                cause = explained[c.check]
+                output = f"Not checked: see “{cause.first.name}”. {cause.todo}"
             tests.append({"name": c.name, "score": c.score, "max_score": c.max_score,
                           "status": _gs_status(c.status), "output": output,
                           "output_format": GRADESCOPE_FORMAT, "visibility": c.visibility,
@@ -163,7 +187,7 @@ def to_gradescope(result: SubmissionResult) -> dict:
 def _hints_text(hints) -> str:
     lines = [f"Keras 3 migration hints (advice, no points): {len(hints)}"]
     for h in hints:
-        where = (f"cell {h.cell}" if h.cell is not None else "module") + \
+        where = (place(h) if h.cell is not None else "module") + \
             (f", line {h.line}" if h.line else "")
         lines.append(f"- {where}: {h.code}" + (f"  [raised {h.error}]" if h.error else ""))
         lines.append(f"  {h.message}")

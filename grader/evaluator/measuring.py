@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import quoted
 from .archive import UnsafeModelError, inspect_archive, load_inspected, snapshot
 from .data import EvalData, load_eval_data, misclassified_reviews, word_ranks
 from .describe import architecture, describe_model, first_difference, without_names
@@ -134,11 +135,11 @@ class Evaluator:
             info.update(describe_model(model, config, input_shape))
             self.configs[(task.id, role)] = config
         except UnsafeModelError as exc:
-            info["error"] = f"{name} was refused: {exc}."
+            info["error"] = f"{name} was refused: {quoted(exc, 400)}."
             return info, arrays
         except Exception as exc:  # a broken file is the submission's problem, not ours
             info["error"] = f"{name} could not be loaded ({type(exc).__name__}: " \
-                            f"{str(exc)[:300]})."
+                            f"{quoted(exc, 300)})."
             return info, arrays
         if self.data is None:
             self.data = load_eval_data(self.rubric, self.profile, self.source)
@@ -152,7 +153,7 @@ class Evaluator:
                 self._predict_movies(task, model, role, info, arrays)
         except Exception as exc:
             info["error"] = f"{name} loaded, but predicting failed " \
-                            f"({type(exc).__name__}: {str(exc)[:300]})."
+                            f"({type(exc).__name__}: {quoted(exc, 300)})."
         info["seconds"] = round(time.perf_counter() - started, 3)
         return info, arrays
 
