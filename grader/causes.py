@@ -52,16 +52,18 @@ def _todo(check: CheckResult) -> str:
 
 
 def causes(task: TaskResult) -> list[Cause]:
-    """The causes of a task's failed checks, in the order of their first check in the rubric
-    (so the first is the first thing to do). Checks with the same cause key form one cause;
-    a check without one is a cause of its own."""
+    """The causes of a task's failed checks: those that cost points first, each group in the
+    order of its first check in the rubric (the builder before its model's structure, that
+    before the training), so the first is the first thing to do. Checks with the same cause key
+    form one cause; a check without one is a cause of its own."""
     groups: dict[object, list[CheckResult]] = {}
     for check in task.checks:
         if check.status != "failed":
             continue
         groups.setdefault(check.cause if check.cause else ("alone", check.check), []).append(check)
-    return [Cause(key=checks[0].cause, todo=_todo(checks[0]), checks=tuple(checks))
-            for checks in groups.values()]
+    found = [Cause(key=checks[0].cause, todo=_todo(checks[0]), checks=tuple(checks))
+             for checks in groups.values()]
+    return sorted(found, key=lambda cause: cause.lost == 0)  # stable: the rubric's order
 
 
 def explained_by(task: TaskResult) -> dict[str, Cause]:

@@ -221,3 +221,34 @@ def test_a_check_result_without_a_cause_reads_as_before():
                     "Task 1: the layers differ.")
     [cause] = causes(TaskResult("task1", "Task 1", (c,)))
     assert cause.key is None and cause.todo == "The layers differ."
+
+
+def test_a_notebook_that_stopped_is_said_once_at_the_top_of_the_page(tmp_path):
+    from grader.report import render_feedback
+
+    kernel = "The kernel died in code cell 9 (“evaluate(X_test, y_test)”)"
+    tasks = [TaskResult("rnn", "SimpleRNN (worked example)", ())]  # nothing to fix there
+    for task_id in ("task1", "task2"):
+        ctx = context(task=task_id, profile="structure", harvest={}, not_run=kernel)
+        tasks.append(task_result_one(ctx))
+    result = SubmissionResult(submission="ex8.ipynb", profile="structure", status="graded",
+                              tasks=tuple(tasks), kernel=kernel + ".")
+    page = render_feedback(result, tmp_path)
+    assert page.count("First make the notebook run to its end.") == 1
+    assert page.count("Make the notebook run to its end (see above).") == 2
+    assert "Make the notebook run to its end: the kernel died" not in page
+    assert page.count('id="how-counted"') == 1  # the page names a cell
+    assert "Nothing to fix." in page
+
+
+def test_what_costs_points_comes_first():
+    """A History with the wrong number of epochs is information (0 points); a test accuracy
+    below the threshold costs points: the page's first thing to do is the accuracy."""
+    history = CheckResult("task1", "history", "history", "Task 1: training history", 0.0, 0.0,
+                          "failed", "Task 1: it recorded 1 epoch, but EPOCHS is 2.",
+                          todo="Fix the training of lstm_model: pass epochs=EPOCHS to fit().")
+    accuracy = CheckResult("task1", "accuracy", "accuracy", "Task 1: test accuracy", 0.0, 9.0,
+                           "failed", "Task 1: measured accuracy 0.56.",
+                           todo="Raise the test accuracy of lstm_model to 0.70.")
+    found = causes(TaskResult("task1", "Task 1", (history, accuracy)))
+    assert [c.first.check for c in found] == ["accuracy", "history"]

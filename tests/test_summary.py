@@ -87,3 +87,19 @@ def test_grade_piped_prints_plain_text(monkeypatch, capsys, tmp_path):
     out = capsys.readouterr().out
     assert out.splitlines() == summary_lines(_result()) + ["feedback: ex8_graded/feedback.html"]
     assert "\x1b" not in out
+
+
+def test_a_notebook_that_stopped_is_said_once_on_the_terminal():
+    """Every task fails for one reason, the kernel's: the last line says it, each task points
+    there instead of repeating it."""
+    stopped = "Make the notebook run to its end: the kernel died in code cell 4 (“import os”)."
+    checks = tuple(CheckResult("task1", c, c, f"Task 1: {c}", 0.0, 2.0, "failed", "no",
+                               cause="notebook_stopped", todo=stopped)
+                   for c in ("builder", "layers", "params", "output_shape"))
+    result = SubmissionResult(submission="/x/ex8.ipynb", profile="structure", status="graded",
+                              tasks=(TaskResult("task1", "Task 1: LSTM", checks),),
+                              kernel="The kernel died in code cell 4 (“import os”).")
+    lines = summary_lines(result)
+    assert lines[1] == "  first (8 points, 4 checks): Make the notebook run to its end (see " \
+                       "the last line)."
+    assert sum("the kernel died" in line.lower() for line in lines) == 1

@@ -241,8 +241,12 @@ def summary_lines(result: SubmissionResult, colour: bool = False,
             worth = f"{first.lost:g} point{'s' * (first.lost != 1)}" if first.lost else \
                 "no points"
             more = f" Then {len(found) - 1} more: see feedback.html." if len(found) > 1 else ""
-            lines.append(paint(f"  first ({worth}: {', '.join(first.titles)}): {first.todo}"
-                               + more, "red"))
+            checks = ": " + ", ".join(first.titles) if len(first.titles) <= 3 else \
+                f", {len(first.titles)} checks"
+            # the kernel's sentence ends the summary: said once, not once per task
+            todo = "Make the notebook run to its end (see the last line)." if \
+                first.key == "notebook_stopped" and result.kernel else first.todo
+            lines.append(paint(f"  first ({worth}{checks}): {todo}" + more, "red"))
     if result.hints:
         raised = sum(1 for h in result.hints if h.error)
         lines.append(paint(f"Keras 3 migration hints: {len(result.hints)} ({raised} of them "
