@@ -41,16 +41,37 @@ def _positive(kind):
     return parse
 
 
+#: what ``grade`` does, one line each: ``grade --help`` lists them (README says the same); a
+#: subcommand is the first argument, with its own ``--help``
+COMMANDS = (
+    ("grade FILE", "grade a notebook (.ipynb) or a module (.py)"),
+    ("grade FOLDER", "grade every submission in a folder (a batch)"),
+    ("grade rescore DIR", "re-score a graded batch with an edited rubric"),
+    ("grade gradescope", "build a Gradescope autograder bundle"),
+    ("grade export DIR --to LMS", "fill a Canvas or Moodle gradebook file"),
+)
+#: how long each profile takes on 2 CPU cores, as README's table says
+PROFILE_HELP = ("how much to train: structure (builders and a token training run: about a "
+                "minute), quick (minutes; the default), full (the exercise as written: hours on "
+                "CPU, for GPUs)")
+
+
+def _commands_text() -> str:
+    width = max(len(usage) for usage, _ in COMMANDS)
+    return "\n".join(f"  {usage:<{width}}  {what}" for usage, what in COMMANDS) + \
+        "\n\nEach subcommand has its own --help: grade rescore --help."
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="grade", description="Grade Exercise 8 (recurrent neural networks) submissions.",
+        prog="grade", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Grade Exercise 8 (recurrent neural networks) submissions.\n\n"
+                    + _commands_text(),
         epilog="Exit codes: 0 full marks, 1 points lost, 2 could not grade, 3 the grader "
                "failed.")
     parser.add_argument("path", type=Path, help="a submission (.ipynb or .py), or a folder "
                                                  "of submissions to grade as a batch")
-    parser.add_argument("--profile", choices=PROFILES, default="quick",
-                        help="how much to train: structure (seconds), quick (minutes, "
-                             "default), full (the exercise as written; for GPUs)")
+    parser.add_argument("--profile", choices=PROFILES, default="quick", help=PROFILE_HELP)
     parser.add_argument("--rubric", type=Path, help="rubric YAML (default: the bundled ex8.yaml)")
     parser.add_argument("--out", type=Path,
                         help="output folder (default: <submission>_graded next to it)")
@@ -220,8 +241,7 @@ def _batch(args, rescore: bool) -> int:
             timeout=args.timeout, cell_timeout=args.cell_timeout, workers=args.workers,
             threads=args.threads, scheduler=args.scheduler, force=args.force,
             progress=sys.stdout)
-        print(f"graded {summary.graded}, kept {summary.reused} unchanged, skipped "
-              f"{len(summary.skipped)} files")
+        print(summary.counts())
     print(f"gradebook: {summary.out / batch.GRADEBOOK}")
     print(f"class summary: {summary.out / batch.INDEX}")
     return 1 if summary.errors else 0

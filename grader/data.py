@@ -41,7 +41,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import DataSourceError
+from .errors import DataSourceError, quoted
 
 __all__ = [
     "load_imdb",
@@ -270,7 +270,8 @@ def _build_from_npz(src: Source) -> dict[str, np.ndarray]:
             raw = {name[:-4]: _read_npy(archive.read(name)) for name in archive.namelist()
                    if name.endswith(".npy")}
     except (zipfile.BadZipFile, ValueError, pickle.UnpicklingError, EOFError) as exc:
-        raise DataSourceError(f"The IMDB file {src.path} is not a readable imdb.npz ({exc}).",
+        raise DataSourceError(f"The IMDB file {src.path} is not a readable imdb.npz "
+                              f"({quoted(exc)}).",
                               path=str(src.path)) from exc
     missing = {"x_train", "y_train", "x_test", "y_test"} - raw.keys()
     if missing:

@@ -6,6 +6,7 @@ boundary of a batch worker intact.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -18,7 +19,20 @@ __all__ = [
     "DataSourceError",
     "ExecutionError",
     "InfrastructureError",
+    "quoted",
 ]
+
+
+def quoted(text, limit: int = 200) -> str:
+    """Text we did not write (an exception's message) as a clause inside a sentence of ours:
+    one line, no full stop of its own (a full stop inside becomes a semicolon), at most
+    ``limit`` characters, cut at a word with "...". So "line 1: {quoted(exc)}." ends where the
+    sentence ends, never with ".." or in the middle of a word."""
+    text = " ".join(str(text).split())
+    text = re.sub(r"(?<=[a-z0-9)'\"])[.!?](\s+)(?=[A-Za-z])", r";\1", text).rstrip(" .;:,!?")
+    if len(text) > limit:
+        text = text[:limit - 3].rsplit(" ", 1)[0].rstrip(" .;:,!?") + "..."
+    return text
 
 
 class GradingError(Exception):

@@ -27,13 +27,14 @@ from nbclient.exceptions import DeadKernelError
 from nbclient.util import ensure_async
 from traitlets import Integer, List, Type, Unicode
 
-from .errors import ExecutionError
+from .errors import ExecutionError, quoted
 from .fstree import remove_tree
 from .kernel.cells import output_cap_lines
 from .quiet import TF_NOISE
 from .results import CellError
 from .sandbox import Confinement
-from .submission import INJECTED_TAG, cell_numbers
+from .cellref import cell_ref
+from .submission import INJECTED_TAG, cell_numbers, cell_places
 
 __all__ = ["ExecutionReport", "AfterCell", "run_notebook", "MAX_OUTPUT_BYTES"]
 
@@ -188,8 +189,8 @@ class ExecutionReport:
     event: str | None = None
     timed_out_cells: list[int] = field(default_factory=list)  # places in ``notebook``, 1-based
     seconds: float = 0.0
-    #: where the last cell that started is, for the kernel's sentence: "in cell 5" (numbered
-    #: as in the student's notebook) or "in the grader's closing cell"
+    #: where the last cell that started is, for the kernel's sentence: "in code cell 5
+    #: (“import os”)" (``grader.cellref``) or "in the grader's closing cell"
     last_cell: str = "before the first cell"
 
 
@@ -217,6 +218,10 @@ _IPYTHON_CELL = re.compile(r"\bCell In\[(\d+)\]")
 _CELL_FRAME = re.compile(r"^Cell In\[\d+\], line (\d+)", re.M)
 #: a frame in a .py submission (the wrapper imports it from the work folder as submission.py)
 _MODULE_FRAME = re.compile(r"^(\s*)File [^\n]*?\bsubmission\.py:(\d+)", re.M)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _module_line(traceback: str) -> int | None:
@@ -285,6 +290,7 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     """
     report = ExecutionReport(notebook=nb)
     numbers = cell_numbers(nb)  # the student's numbering: the injected cell does not count
+    places = cell_places(nb)  # and as Jupyter shows them: code cells, by their first line
     # a .py submission runs in a notebook of the grader's: errors name the module's lines
     module = nb.metadata.get("ex8", {}).get("module")
     error_line = _module_line if module else _error_line
@@ -293,8 +299,9 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         label = nb.cells[cell_index].metadata.get("ex8", {}).get("label")
         if module and label:
             return f"in {label}"
-        if numbers[cell_index] is not None:
-            return f"in cell {numbers[cell_index]}"
+        if places[cell_index] is not None:
+            p = places[cell_index]
+            return f"in {cell_ref(p.code_cell, p.first_line, p.heading)}"
         tags = nb.cells[cell_index].metadata.get("tags", [])
         return "in the grader's " + ("parameters" if INJECTED_TAG in tags else "closing") + " cell"
 
@@ -323,17 +330,25 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
 
     def _student_cells(text: str, cell_index: int, count) -> str:
         """IPython names a cell by its execution count ("Cell In[13]"); the page, by its number
-        in the notebook handed in ("Cell 18"), which is what the traceback now says too. In a
+        among the code cells handed in and its first line ("Code cell 12 (“...”)"), which is
+        what the traceback now says too. In a
         module's traceback, the module's frames are named by its file name instead of the
         work folder's copy (the wrapper's cells have no number worth showing)."""
         if module:
             return _MODULE_FRAME.sub(lambda m: f"{m[1]}File {module}:{m[2]}", text)
-        counts = {c.get("execution_count"): numbers[i] for i, c in enumerate(nb.cells)
-                  if c.get("execution_count") and numbers[i] is not None}
-        if count and numbers[cell_index] is not None:
-            counts[count] = numbers[cell_index]
-        return _IPYTHON_CELL.sub(lambda m: f"Cell {counts[int(m[1])]}" if int(m[1]) in counts
-                                 else m[0], text)
+        counts = {c.get("execution_count"): places[i] for i, c in enumerate(nb.cells)
+                  if c.get("execution_count") and places[i] is not None}
+        if count and places[cell_index] is not None:
+            counts[count] = places[cell_index]
+        return _IPYTHON_CELL.sub(lambda m: _capital(cell_ref(
+            counts[int(m[1])].code_cell, counts[int(m[1])].first_line,
+            counts[int(m[1])].heading)) if int(m[1]) in counts else m[0], text)
+
+    def jupyter(cell_index: int) -> dict:
+        """The fields of ``CellError`` that name the cell as Jupyter shows it."""
+        p = places[cell_index]
+        return {} if p is None else {"code_cell": p.code_cell, "first_line": p.first_line,
+                                     "heading": p.heading}
 
     def on_cell_error(cell, cell_index, execute_reply):
         content = execute_reply["content"]
@@ -354,7 +369,7 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
             task=owners[cell_index] if cell_index < len(owners) else None,
             ename=str(content.get("ename", "Error"))[:200],
             evalue=_ANSI.sub("", str(content.get("evalue", "")))[:1000],
-            traceback=tb, source_line=line, module=module))
+            traceback=tb, source_line=line, module=module, **jupyter(cell_index)))
 
     def on_cell_executed(cell, cell_index, execute_reply):
         started = cell.metadata.get("ex8", {}).pop("started", None)
@@ -371,7 +386,8 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
             cell=index, task=owners[cell_index] if cell_index < len(owners) else None,
             ename="CellTimeout", evalue=f"stopped after the {cell_timeout:.0f} s limit per cell",
             traceback=previous[0].traceback if previous else "",
-            source_line=previous[0].source_line if previous else None, module=module))
+            source_line=previous[0].source_line if previous else None, module=module,
+            **jupyter(cell_index)))
         report.timed_out_cells.append(cell_index + 1)
 
     client.on_cell_execute = on_cell_execute
@@ -408,9 +424,9 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     except RuntimeError as exc:
         if "Kernel didn't respond" in str(exc) or "Kernel died" in str(exc):
             report.event = "no_start"
-            report.kernel = f"The kernel did not start: {exc}."
+            report.kernel = f"The kernel did not start: {quoted(exc)}."
         else:
-            raise ExecutionError(f"The kernel could not be run: {exc}.") from exc
+            raise ExecutionError(f"The kernel could not be run: {quoted(exc)}.") from exc
     finally:
         report.seconds = time.monotonic() - start
         log.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import sandbox
 from .data import ENV_CACHE, ENV_SOURCE
-from .errors import InfrastructureError
+from .errors import InfrastructureError, quoted
 from .evaluator import PROGRESS
 
 __all__ = ["start_evaluator", "finish_evaluation", "MODEL_SECONDS", "EVALUATOR_CPU_WEIGHT"]
@@ -146,5 +146,5 @@ def finish_evaluation(run, evaluator: sandbox.ConfinedProcess, keep: dict) -> di
         return json.loads((Path(run.out) / "evaluation.json").read_text())
     except (OSError, ValueError) as exc:
         raise InfrastructureError(f"The evaluation process left no readable results "
-                                  f"({type(exc).__name__}: {exc}).",
+                                  f"({type(exc).__name__}: {quoted(exc)}).",
                                   path=str(run.submission)) from exc

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import nbformat
 
 from . import sandbox
+from .cellref import cell_ref
 from .checks import TaskContext, check_name, run_check
 from .data import ENV_SOURCE, ensure_cache, ensure_view
 from .errors import GradingError, InfrastructureError, InputError, output_folder
@@ -36,8 +37,8 @@ from .readers import Unreadable, clean_history, read_harvest
 from .report.comparison import training_seconds
 from .results import CellError, CheckResult, SubmissionResult, TaskResult, from_dict
 from .rubric import Rubric, load_rubric
-from .submission import (HARVEST_TAG, Submission, cell_tasks, definitions, prepare_notebook,
-                         read_submission, task_answers)
+from .submission import (HARVEST_TAG, Submission, cell_places, cell_tasks, definitions,
+                         prepare_notebook, read_submission, task_answers)
 
 __all__ = ["grade_submission", "default_out_dir", "Run", "check_all", "validate", "prepare",
            "execute", "evaluate", "report", "rescore"]
@@ -363,8 +364,35 @@ def _graded(run: Run, profile: str, started: float) -> SubmissionResult:
                "artifacts": run.artifacts.name,
                "held_out": {"reviews": run.rubric.held_out["reviews"],
                             "hidden": run.confinement.hides_files},
+               # how long the models trained: what the report's figures can show
+               "parameters": dict(run.profile.parameters),
                "training_seconds": training_seconds(run.execution.notebook, run.owners)},
         hints=tuple(hints))
+
+
+def with_places(items, nb) -> tuple:
+    """``CellError``s or ``MigrationHint``s with the cells named as Jupyter shows them
+    (``submission.cell_places``), for those stored before results said so; ``nb`` is the
+    executed notebook. A module's errors name its lines, not cells: they stay as they are."""
+    places = {p.cell: p for p in cell_places(nb) if p is not None}
+
+    def upgraded(item):
+        if item.code_cell is not None or item.cell not in places or \
+                getattr(item, "module", None):
+            return item
+        p = places[item.cell]
+        item = replace(item, code_cell=p.code_cell, first_line=p.first_line, heading=p.heading)
+        if isinstance(item, CellError):  # its traceback named the cell as the page did
+            def named(m):
+                q = places.get(int(m[1]))
+                return m[0] if q is None else \
+                    "C" + cell_ref(q.code_cell, q.first_line, q.heading)[1:]
+
+            item = replace(item, traceback=re.sub(r"^Cell (\d+)(?=, line)", named,
+                                                  item.traceback, flags=re.M))
+        return item
+
+    return tuple(upgraded(i) for i in items)
 
 
 def rescore(out: Path, rubric: Rubric,
@@ -398,10 +426,14 @@ def rescore(out: Path, rubric: Rubric,
             not folder.is_symlink() else None
     if nb is not None:  # only its kernel sentence matters to the checks
         run.execution = ExecutionReport(notebook=nb, kernel=stored.kernel)
+    errors, hints = stored.errors, stored.hints
+    if nb is not None:  # a result of an earlier version named cells by every cell's number
+        errors, hints = with_places(errors, nb), with_places(hints, nb)
     contexts = {t.id: _task_context(run, t, task_answers(nb, t.id) if nb else (),
-                                    stored.errors) for t in rubric.tasks}
-    result = replace(stored, tasks=tuple(check_all(rubric, prof, contexts, stored.errors)),
-                     rubric_digest=rubric.digest)
+                                    errors) for t in rubric.tasks}
+    result = replace(stored, tasks=tuple(check_all(rubric, prof, contexts, errors)),
+                     errors=errors, hints=hints, rubric_digest=rubric.digest,
+                     extra={**stored.extra, "parameters": dict(prof.parameters)})
     result, _ = apply_marks(result, marks)
     report(result, None, out)
     return result

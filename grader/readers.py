@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Unreadable", "read_bytes", "read_json", "read_harvest", "clean_history",
+from .errors import quoted
+
+__all__ = ["Unreadable", "json_problem", "read_bytes", "read_json", "read_harvest", "clean_history",
            "read_npz", "MAX_HARVEST_BYTES", "MAX_HISTORY_KEYS", "MAX_HISTORY_EPOCHS"]
 
 MAX_HARVEST_BYTES = 8 << 20
@@ -31,6 +33,15 @@ MAX_TEXT = 1_000  # an error message, a type's name
 MAX_NAME = 200  # a function's or a model's name
 MAX_NAMES = 100
 MAX_NPZ_BYTES = 64 << 20
+
+
+def json_problem(exc: ValueError) -> str:
+    """What ``json`` found wrong, as a clause: "unterminated string starting at line 1, column
+    11" (its message ends with " at", the position it gives apart)."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return quoted(exc, 80)
+    what = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg
+    return f"{what[:1].lower()}{what[1:]} at line {exc.lineno}, column {exc.colno}"
 
 
 class Unreadable(Exception):
@@ -79,7 +90,7 @@ def read_json(path: Path, *, limit: int, depth: int = MAX_JSON_DEPTH) -> Any:
     except RecursionError:
         raise Unreadable(f"{Path(path).name} is nested too deeply") from None
     except ValueError as exc:
-        raise Unreadable(f"{Path(path).name} is not valid JSON ({str(exc)[:80]})") from None
+        raise Unreadable(f"{Path(path).name} is not valid JSON ({json_problem(exc)})") from None
     if _depth(value, depth) > depth:
         raise Unreadable(f"{Path(path).name} is nested more than {depth} levels deep")
     return value

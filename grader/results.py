@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from .cellref import place
+
 __all__ = ["CheckResult", "TaskResult", "CellError", "MigrationHint", "SubmissionResult",
            "to_gradescope", "from_dict", "EXIT_FULL_MARKS", "EXIT_POINTS_LOST",
            "EXIT_NOT_GRADED"]
@@ -34,6 +36,12 @@ class CheckResult:
     visibility: str = "visible"
     answer: str | None = None  # a written answer's text, as handed in (None: not a manual item)
     comment: str | None = None  # the TA's comment on a marked answer
+    #: what failed this check, a key the check shares with the other checks of its task that
+    #: the same cause fails (``grader.checks.base.CAUSES``); the report says a cause once
+    #: (``grader.causes``). None: a finding of this check alone
+    cause: str | None = None
+    #: the first thing to do about it, in the student's words (a sentence)
+    todo: str | None = None
 
     @property
     def lost(self) -> float:
@@ -53,6 +61,12 @@ class CellError:
     # error was raised in the grader's code around it), and ``cell`` a cell of the notebook the
     # grader wrapped it in, which the feedback does not show
     module: str | None = None
+    # how Jupyter shows the cell (``submission.cell_places``): its number among the code cells,
+    # its first line, and the heading above it when another code cell starts with that line.
+    # None in results of earlier versions, which named cells by ``cell`` alone
+    code_cell: int | None = None
+    first_line: str | None = None
+    heading: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,10 @@ class MigrationHint:
     fix: str  # the Keras 3 spelling
     error: str | None = None  # "KeyError: 'acc'": the error this line raised
     error_cells: tuple[int, ...] = ()  # the cells whose run reported that error
+    # the cell as Jupyter shows it, as in ``CellError``
+    code_cell: int | None = None
+    first_line: str | None = None
+    heading: str | None = None
 
 
 class _Totals:
@@ -189,18 +207,26 @@ def to_gradescope(result: SubmissionResult) -> dict:
 
     A written answer still to be marked is not a test: Gradescope styles every test as passed
     or failed, and this one is neither. It is listed, with its text, in the top-level
-    ``output`` and in ``extra_data.to_be_marked``; ``score`` leaves it out.
+    ``output`` and in ``extra_data.to_be_marked``; ``score`` leaves it out. A check whose
+    cause another check of its task says (``grader.causes``) points there instead.
     """
+    from .causes import explained_by  # it reads these dataclasses
+
     tests, waiting = [], []
     for task in result.tasks:
+        explained = explained_by(task)
         for c in task.checks:
             if c.status == "skipped":
                 continue
             if c.status == "pending":
                 waiting.append(c)
                 continue
+            output = _gs_output(c)
+            if c.check in explained:  # its cause is said once, by the first check it fails
+                cause = explained[c.check]
+                output = f"Not checked: see “{cause.first.name}”. {cause.todo}"
             tests.append({"name": c.name, "score": c.score, "max_score": c.max_score,
-                          "status": _gs_status(c), "output": _gs_output(c),
+                          "status": _gs_status(c), "output": output,
                           "output_format": GRADESCOPE_FORMAT, "visibility": c.visibility,
                           "extra_data": {"task": c.task, "check": c.check}})
     out: dict[str, Any] = {"score": result.score, "execution_time": round(result.execution_time),
@@ -235,7 +261,7 @@ def _waiting_text(waiting: list[CheckResult]) -> str:
 def _hints_text(hints) -> str:
     lines = [f"Keras 3 migration hints (advice, no points): {len(hints)}"]
     for h in hints:
-        where = (f"cell {h.cell}" if h.cell is not None else "module") + \
+        where = (place(h) if h.cell is not None else "module") + \
             (f", line {h.line}" if h.line else "")
         lines.append(f"- {where}: {h.code}" + (f"  [raised {h.error}]" if h.error else ""))
         lines.append(f"  {h.message}")

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import nbformat
 
-from .errors import InputError
+from .errors import InputError, quoted
 from .files import read_submission_file
 from .kernel.cells import HARVEST_TAG, KERNELSPEC, harvest_source, wrap_module
-from .readers import _depth
+from .readers import _depth, json_problem
 
 __all__ = ["Submission", "read_submission", "prepare_notebook", "cell_tasks", "task_answers",
            "MAX_SUBMISSION_BYTES", "INJECTED_TAG", "HARVEST_TAG", "is_grader_cell",
-           "cell_numbers", "definitions"]
+           "cell_numbers", "definitions", "CellPlace", "cell_places"]
 
 MAX_SUBMISSION_BYTES = 50 << 20
 #: a notebook's JSON nests about 6 levels (widget states in its metadata, a few more); deeper
@@ -65,10 +65,11 @@ def read_submission(path: str | Path) -> Submission:
         try:
             compile(text, str(path), "exec")
         except SyntaxError as exc:
-            raise InputError(f"{path} does not compile: line {exc.lineno}: {exc.msg}.",
-                             path=str(path)) from exc
+            raise InputError(f"{path} does not compile: line {exc.lineno}: "
+                             f"{quoted(exc.msg)}.", path=str(path)) from exc
         except ValueError as exc:
-            raise InputError(f"{path} does not compile: {exc}.", path=str(path)) from exc
+            raise InputError(f"{path} does not compile: {quoted(exc)}.",
+                             path=str(path)) from exc
         except (RecursionError, MemoryError) as exc:
             raise InputError(f"{path} does not compile: an expression is nested too deeply.",
                              path=str(path)) from exc
@@ -80,9 +81,7 @@ def _parse_notebook(path: Path, text: str) -> nbformat.NotebookNode:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        what = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg  # "...string starting at"
-        raise InputError(f"{path} is not a notebook: not valid JSON ({what[:1].lower()}"
-                         f"{what[1:]} at line {exc.lineno}, column {exc.colno}).",
+        raise InputError(f"{path} is not a notebook: not valid JSON ({json_problem(exc)}).",
                          path=str(path)) from exc
     except RecursionError as exc:
         raise InputError(f"{path} is not a notebook the grader reads: its JSON is nested too "
@@ -145,7 +144,9 @@ def prepare_notebook(sub: Submission, parameters: dict, tasks) -> tuple[nbformat
         # papermill's way: an earlier run's injected parameters are replaced where they stand
         # (the cell keeps its number: it was the student's); a second one would set stale
         # values again, so it is emptied
-        injected.metadata["ex8"] = {"replaces_cell": True}
+        # the feedback quotes the cell's first line as it was handed in, not the grader's
+        injected.metadata["ex8"] = {"replaces_cell": True,
+                                    "first_line": first_line(nb.cells[stale[0]].source)}
         nb.cells[stale[0]] = injected
         for i in stale[1:]:
             nb.cells[i].source = "# ex8 grader: stale injected parameters removed"
@@ -193,6 +194,51 @@ def cell_numbers(nb: nbformat.NotebookNode) -> list[int | None]:
             student += 1
             numbers.append(student)
     return numbers
+
+
+def first_line(source: str) -> str:
+    """A cell's first line that is not blank, as Jupyter shows it (stripped)."""
+    return next((line.strip() for line in source.splitlines() if line.strip()), "")
+
+
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
+_FENCED = re.compile(r"^ {0,3}(```|~~~).*?^ {0,3}\1", re.M | re.S)  # code, not headings
+
+
+@dataclass(frozen=True)
+class CellPlace:
+    """Where a cell is, as a student finds it in Jupyter (``grader.cellref``)."""
+
+    cell: int  # every cell of the notebook handed in counted from the top (``cell_numbers``)
+    code_cell: int  # its number among the code cells
+    first_line: str
+    heading: str | None  # the heading above it, only when another code cell has its first line
+
+
+def cell_places(nb: nbformat.NotebookNode) -> list[CellPlace | None]:
+    """Each code cell's place in the notebook handed in; None for markdown and raw cells and
+    the grader's own cells (injected parameters that replaced a papermill cell keep its place
+    and its first line as handed in)."""
+    found: list[CellPlace | None] = []
+    heading, number, code = None, 0, 0
+    for c in nb.cells:
+        grader = is_grader_cell(c)
+        number += not grader
+        if c.cell_type == "markdown":
+            headings = _HEADING.findall(_FENCED.sub("", c.source))
+            heading = headings[-1].strip() if headings else heading
+        if c.cell_type != "code" or grader:
+            found.append(None)
+            continue
+        code += 1
+        line = c.metadata.get("ex8", {}).get("first_line") if INJECTED_TAG in \
+            c.metadata.get("tags", []) else None
+        found.append(CellPlace(number, code, line if isinstance(line, str) else
+                               first_line(c.source), heading))
+    lines = [p.first_line for p in found if p is not None]
+    # the heading tells apart cells that start alike ("# YOUR CODE HERE"); elsewhere it is noise
+    return [p if p is None or lines.count(p.first_line) > 1 else
+            CellPlace(p.cell, p.code_cell, p.first_line, None) for p in found]
 
 
 def _mentions(source: str, name: str) -> bool:

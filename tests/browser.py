@@ -33,10 +33,13 @@ class PageVisit:
     title: str = ""
     screenshot: bytes = b""
     image_sizes: list[tuple[int, int]] = field(default_factory=list)  # natural sizes
+    #: where each of the selectors asked for is drawn: (x, y, width, height) in CSS pixels
+    boxes: dict[str, tuple[float, float, float, float] | None] = field(default_factory=dict)
 
 
-def visit(html: Path, screenshot: Path | None = None) -> PageVisit:
-    """Load ``html`` from disk, wait for it, and record console output, errors and scripts."""
+def visit(html: Path, screenshot: Path | None = None, selectors=()) -> PageVisit:
+    """Load ``html`` from disk, wait for it, and record console output, errors and scripts
+    (and where the first element of each of ``selectors`` is drawn)."""
     from playwright.sync_api import sync_playwright
 
     result = PageVisit()
@@ -58,6 +61,10 @@ def visit(html: Path, screenshot: Path | None = None) -> PageVisit:
             result.title = page.title()
             result.image_sizes = page.eval_on_selector_all(
                 "img", "els => els.map(e => [e.naturalWidth, e.naturalHeight])")
+            for selector in selectors:
+                box = page.locator(selector).first.bounding_box()
+                result.boxes[selector] = (box["x"], box["y"], box["width"], box["height"]) \
+                    if box else None
             result.screenshot = page.screenshot(full_page=True)
             if screenshot:
                 screenshot.write_bytes(result.screenshot)

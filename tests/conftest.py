@@ -66,6 +66,39 @@ def reference_structure(tmp_path_factory):
     return grade_submission(REFERENCE_NB, profile="structure", out=out), out
 
 
+@pytest.fixture(scope="session")
+def template_structure(tmp_path_factory):
+    """The student template graded once in the structure profile: ``(result, output folder)``."""
+    from grader.pipeline import grade_submission
+
+    out = tmp_path_factory.mktemp("template_structure") / "graded"
+    return grade_submission(TEMPLATE_NB, profile="structure", out=out), out
+
+
+def half_done(dest: Path, tasks=("task2", "task3")) -> Path:
+    """The reference with the code cells of ``tasks`` back to the template's (builders and
+    training cells that raise NotImplementedError): a notebook half done."""
+    nb = nbformat.read(REFERENCE_NB, as_version=4)
+    template = nbformat.read(TEMPLATE_NB, as_version=4)
+    assert len(nb.cells) == len(template.cells)
+    for i, cell in enumerate(template.cells):
+        if cell.cell_type == "code" and cell.metadata.get("ex8", {}).get("task") in tasks:
+            nb.cells[i] = cell
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def half_done_structure(tmp_path_factory):
+    """``half_done`` graded once in the structure profile: ``(result, output folder)``."""
+    from grader.pipeline import grade_submission
+
+    folder = tmp_path_factory.mktemp("half_done_structure")
+    path = half_done(folder / "half_done_ex8.ipynb")
+    return grade_submission(path, profile="structure", out=folder / "graded"), folder / "graded"
+
+
 def variant(base: Path, dest: Path, *edits: tuple[str, ...]) -> Path:
     """A copy of a notebook with text edits, each applied exactly once.
 

@@ -271,7 +271,8 @@ EXPECTED = {
         _check(r, "task1", "builder").message)),
     "sys_exit_is_an_error_and_the_run_goes_on": (SLIM_SCORE, None, lambda r, o, m, g: (
         [(e.cell, e.ename) for e in r.errors] == [(4, "SystemExit")])),
-    "os_exit_kills_only_the_kernel": (0.0, "The kernel died in cell 4.", None),
+    "os_exit_kills_only_the_kernel": (0.0, "The kernel died in code cell 4 (“import os”).",
+                                      None),
     "killing_the_grader_is_refused": (SLIM_SCORE, None, lambda r, o, m, g: (
         "ex8-attack: kill the parent (pid 1): PermissionError: [Errno 1] Operation not "
         "permitted" in m and g["bystander_alive"])),
@@ -292,7 +293,8 @@ EXPECTED = {
         "ex8-attack: TCP to 1.1.1.1:443: OSError: [Errno 101] Network is unreachable" in m
         and g["listener"] == [])),
     "allocating_50_gb_is_stopped_by_the_memory_limit": (
-        0.0, "The kernel died in cell 4: it needed more than the 2.5 GiB of memory it may use.",
+        0.0, "The kernel died in code cell 4 (“import numpy as np”): it needed more than the "
+             "2.5 GiB of memory it may use.",
         lambda r, o, m, g: m[0] == "ex8-attack: one 50 GB array: MemoryError"),
     "fork_bomb_is_contained": (0.0, None, lambda r, o, m, g: (
         LIMITS.processes / 2 < int(re.search(r"fork bomb: (\d+) children", m[0]).group(1))
@@ -304,9 +306,10 @@ EXPECTED = {
     "ignoring_interrupts_is_stopped_by_the_total_limit": (
         0.0, "The run was stopped after 75 s", None),
     "filling_the_disk_is_stopped_at_the_quota": (
-        0.0, "The run was stopped in cell 4: the notebook wrote more than 128 MB into its work "
-             "folder.", lambda r, o, m, g: "ex8-attack: one huge file here: 32 MB, then OSError: "
-                                           "File too large" in m),
+        0.0, "The run was stopped in code cell 4 (“import os”): the notebook wrote more than "
+             "128 MB into its work folder.",
+        lambda r, o, m, g: "ex8-attack: one huge file here: 32 MB, then OSError: "
+                           "File too large" in m),
     "printing_a_gigabyte_is_cut": (SLIM_SCORE, None, lambda r, o, m, g: (
         sum(len(json.dumps(x)) for x in nbformat.read(o / "executed.ipynb", 4).cells[4].outputs)
         <= MAX_OUTPUT_BYTES + 4096)),

@@ -148,7 +148,10 @@ def test_six_submissions_give_six_rows_with_their_statuses(six):
     assert [(s.path, s.reason) for s in summary.skipped] == [
         ("linked_ex8.py", LINK), ("notes.txt", "not a notebook or a .py file"),
         ("waiting_ex8.ipynb", "a FIFO, not a regular file; it was not opened")]
-    assert summary.graded == 6 and summary.reused == 0
+    # a not_graded row is not counted as graded (a timeout is: it has its points)
+    assert (summary.graded, summary.not_graded, summary.failed, summary.reused) == (5, 1, 0, 0)
+    assert summary.counts() == ("graded 5, not graded 1 (the files as handed in), kept 0 "
+                                "unchanged, skipped 3 files")
     last = log.strip().splitlines()[-1]
     assert last.startswith("[6/6] ") and "done 6, running 0, failed 2" in last, last
 
@@ -204,7 +207,7 @@ def test_dask_local_cluster_gives_the_same_gradebook(six, tmp_path):
             Client(cluster, set_as_default=False) as client:
         pids = set(client.run(os.getpid).values())
         summary = grade_folder(folder, out=out2, scheduler=cluster.scheduler_address, **args)
-    assert (summary.graded, summary.reused) == (2, 4)
+    assert (summary.graded, summary.not_graded, summary.reused) == (1, 1, 4)
     assert (out2 / GRADEBOOK).read_bytes() == (out / GRADEBOOK).read_bytes()
     for student in regraded:  # graded by the cluster's workers, not in this process
         worker = json.loads((out2 / student / MARKER).read_text())["worker"]
@@ -321,8 +324,8 @@ def test_a_grading_process_that_dies_is_a_row_and_is_tried_again(tmp_path):
     assert rows["sleeper"].status == "error"
     assert rows["sleeper"].reason.startswith("The grading process died by SIGKILL")
     assert rows[hostile].status == "not_graded"
-    assert (rows["exits"].status, rows["exits"].reason) == ("kernel_died",
-                                                            "The kernel died in cell 1.")
+    assert (rows["exits"].status, rows["exits"].reason) == (
+        "kernel_died", "The kernel died in code cell 1 (“import os”).")
     html = (out / "index.html").read_text()
     assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
@@ -417,6 +420,16 @@ def test_student_ids_from_lms_download_names(tmp_path):
         ("ex8.ipynb", "the name does not say whose it is"),
         ("grades.csv", "not a notebook or a .py file"),
         ("slides/", "a folder without a notebook or .py file")]
+
+
+def test_batch_counts_each_submission_once_by_its_status():
+    summary = batch.BatchSummary(out=Path("o"), rows=(), skipped=(), graded=3, reused=2,
+                                 not_graded=1, failed=1)
+    assert summary.counts() == ("graded 3, not graded 1 (the files as handed in), failed 1 "
+                                "(graded again on the next run), kept 2 unchanged, skipped 0 "
+                                "files")
+    assert batch.BatchSummary(out=Path("o"), rows=(), skipped=(), graded=1,
+                              reused=0).counts() == "graded 1, kept 0 unchanged, skipped 0 files"
 
 
 def test_cli_arguments_reach_grade_folder_and_rescore_folder(tmp_path, monkeypatch, capsys):

@@ -162,15 +162,22 @@ def test_canonical_names_of_keras_spellings():
 def test_a_builder_whose_cell_raised_points_at_that_cell():
     error = CellError(cell=16, task="task1", ename="ModuleNotFoundError",
                       evalue="No module named 'keras.layers.convolutional'", traceback="",
-                      source_line=1)
+                      source_line=1, code_cell=11,
+                      first_line="from keras.layers.convolutional import Conv1D")
     ctx = context(harvest={"builder": {"status": "missing"}, "model": {"status": "missing"}},
                   errors=[error], defined_in={"build_lstm_model": 16})
     outcome = run(ctx, "builder")
+    where = "code cell 11 (“from keras.layers.convolutional import Conv1D”), line 1"
     assert outcome.message == (
-        "Task 1: build_lstm_model() is not defined: cell 16, line 1 raised "
+        f"Task 1: build_lstm_model() is not defined: {where} raised "
         "ModuleNotFoundError: No module named 'keras.layers.convolutional', so "
         "build_lstm_model was never defined.")
-    assert "cell 16, line 1 raised ModuleNotFoundError" in run(ctx, "layers").message
+    assert (outcome.cause, outcome.todo) == (
+        "builder_failed_cell",
+        f"Fix {where}: it raised ModuleNotFoundError before build_lstm_model() was defined.")
+    layers = run(ctx, "layers")
+    assert f"{where} raised ModuleNotFoundError" in layers.message
+    assert (layers.cause, layers.todo) == (outcome.cause, outcome.todo)  # one cause, said once
 
 
 def test_a_builder_that_is_simply_missing_says_keep_the_name():

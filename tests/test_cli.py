@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import stat
 import threading
@@ -14,7 +15,7 @@ import pytest
 from grader import cli, pipeline
 from grader.results import SubmissionResult
 
-from .conftest import assert_one_sentence
+from .conftest import ROOT, assert_one_sentence
 
 
 def test_arguments_reach_grade_submission(monkeypatch, tmp_path, capsys):
@@ -263,3 +264,47 @@ def test_no_data_source_is_one_sentence_without_tensorflows_notices(tmp_path):
     assert err.startswith("grade: No IMDB source is reachable: Keras' download failed ("), err
     assert "EX8_IMDB" in err and "\n" not in err  # nothing else: no abseil or oneDNN notices
     assert_one_sentence(err.removeprefix("grade: "))
+
+
+def test_help_lists_every_command_and_says_what_readme_says(capsys):
+    """`grade --help` names every subcommand (README's table of commands says the same), and
+    the profiles' times are README's."""
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    readme = " ".join((ROOT / "README.md").read_text().replace("`", "").split())
+    for usage, what in cli.COMMANDS:
+        assert f"{usage} {what}" in out, usage
+        assert f"| {usage} | {what}" in readme, usage
+    for command in ("rescore", "gradescope", "export"):
+        assert f"grade {command}" in out
+        with pytest.raises(SystemExit):  # each has its own --help
+            cli.main([command, "--help"])
+    assert "structure (builders and a token training run: about a minute)" in out
+    assert "| structure |" in readme and "about a minute |" in readme
+    assert "seconds)" not in out
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("unterminated.ipynb", '{"cells": ["unterminated', "unterminated string starting at line 1"),
+    ("perhaps.py", "print(1 2)\n", "does not compile: line 1: invalid syntax"),
+])
+def test_an_error_sentence_ends_where_the_sentence_ends(tmp_path, capsys, name, content, words):
+    """A message built from an exception's text: never cut mid-sentence ("starting at)"),
+    never ".." or "?." at its end."""
+    path = _write(tmp_path / name, content)
+    assert cli.main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().removeprefix("grade: ")
+    assert words in err, err
+    assert_one_sentence(err)
+    assert not re.search(r"[.?!]\.$|\(\)|at\)", err), err
+
+
+def test_exception_text_becomes_a_clause_of_our_sentence():
+    from grader.errors import quoted
+
+    assert quoted("invalid syntax. Perhaps you forgot a comma?") == \
+        "invalid syntax; Perhaps you forgot a comma"
+    assert quoted("Kernel died before replying.\n") == "Kernel died before replying"
+    cut = quoted("word " * 100, 40)
+    assert len(cut) <= 40 and cut.endswith("word...")

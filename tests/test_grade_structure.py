@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from grader import cli
+from grader.cellref import cell_ref
 from grader.data import ENV_SOURCE
 from grader.pipeline import grade_submission
 from grader.results import EXIT_FULL_MARKS, EXIT_POINTS_LOST, from_dict
@@ -138,13 +139,23 @@ def test_a_builder_whose_cell_failed_points_at_that_cell(tmp_path):
     edits, _ = WRONG["failed_import_before_the_builder_loses_task1"]
     path = variant(REFERENCE_NB, tmp_path / "v.ipynb", *edits)
     result = grade(path, tmp_path)
-    cell = next(e.cell for e in result.errors if e.ename == "ModuleNotFoundError")
+    error = next(e for e in result.errors if e.ename == "ModuleNotFoundError")
+    where = f"code cell {error.code_cell} (“from keras.layers.recurrent import LSTM”), line 1"
     assert _message(result, "task1", "builder") == (
-        f"Task 1: build_lstm_model() is not defined: cell {cell}, line 1 raised "
+        f"Task 1: build_lstm_model() is not defined: {where} raised "
         "ModuleNotFoundError: No module named 'keras.layers.recurrent', so build_lstm_model "
         "was never defined.")
-    assert nbformat.read(path, as_version=4).cells[cell - 1].source.startswith(
+    handed_in = nbformat.read(path, as_version=4)
+    assert handed_in.cells[error.cell - 1].source.startswith(
         "from keras.layers.recurrent import LSTM")
+    code = [c for c in handed_in.cells if c.cell_type == "code"]
+    assert code[error.code_cell - 1] is handed_in.cells[error.cell - 1]
+    # one cause, said once: the builder's row says it, what to do is at the top
+    builder = next(c for t in result.tasks for c in t.checks if c.check == "builder"
+                   and c.task == "task1")
+    assert (builder.cause, builder.todo) == (
+        "builder_failed_cell", f"Fix {where}: it raised ModuleNotFoundError before "
+                               "build_lstm_model() was defined.")
 
 
 def test_papermills_injected_parameters_are_replaced_where_they_stand(tmp_path):
@@ -168,6 +179,10 @@ def test_papermills_injected_parameters_are_replaced_where_they_stand(tmp_path):
     assert "1 epoch recorded" in _message(result, "rnn", "history")
     [error] = [e for e in result.errors if e.ename == "ZeroDivisionError"]
     assert handed_in.cells[error.cell - 1].source.endswith("1 / 0")  # numbered as handed in
+    # and among the code cells: papermill's cell, replaced where it stands, keeps its number
+    code = [c for c in handed_in.cells if c.cell_type == "code"]
+    assert code[error.code_cell - 1].source.endswith("1 / 0")
+    assert error.first_line == code[error.code_cell - 1].source.splitlines()[0].strip()
     assert lost(result) == {}
 
 
@@ -197,7 +212,9 @@ def test_template_runs_to_the_end_and_scores_zero_on_every_coding_task(tmp_path)
         {"task1", "task2", "task3", "bonus"}
     # the traceback names the cell as the page does, not by IPython's execution count
     for e in result.errors:
-        assert f"Cell {e.cell}, line {e.source_line}" in e.traceback and "In[" not in e.traceback
+        where = "C" + cell_ref(e.code_cell, e.first_line, e.heading)[1:]
+        assert f"{where}, line {e.source_line}" in e.traceback, e.traceback
+        assert "In[" not in e.traceback
 
 
 def test_python_module_submission_is_graded_like_a_notebook(tmp_path, monkeypatch, capsys):

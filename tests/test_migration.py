@@ -229,6 +229,8 @@ def test_cells_are_numbered_as_in_the_students_notebook():
     [hint] = find_hints(nb, [err], [None, None, "task1", "rnn", None])
     assert (hint.cell, hint.line, hint.task, hint.error, hint.error_cells) == \
         (2, 3, "task1", "KeyError: 'acc'", (3,))
+    # and as Jupyter shows it: the second code cell handed in, by its first line
+    assert (hint.code_cell, hint.first_line, hint.heading) == (2, "def plot(h):", None)
 
 
 def test_a_timeout_in_a_grader_cell_is_not_given_a_students_number(tmp_path):
@@ -407,14 +409,17 @@ def test_hints_reach_every_report(keras2_graded):
     assert from_dict(to_dict(result)).hints == result.hints
     output = json.loads((out / "results.json").read_text())["output"]
     assert output.startswith("Keras 3 migration hints (advice, no points): 16\n")
-    assert "- cell 14, line 11: print 'Classification Report:\\n', classification_report(" \
-           "Y_test, Y_cls)  [raised SyntaxError: " in output
+    # cells named as Jupyter shows them: by code cell and first line (README, cellref)
+    assert "- code cell 9 (“from sklearn.metrics import accuracy_score,…”), line 11: " \
+           "print 'Classification Report:\\n', classification_report(Y_test, Y_cls)  [raised " \
+           "SyntaxError: " in output
     html = (out / "feedback.html").read_text()
     for h in result.hints:
         assert f'id="hint-{h.cell}-{h.line}-{h.rule}"' in html
     assert html.count('class="box hint-box bad"') == 5
-    # the error of cell 12 points to the line that raised it, in cell 11
-    assert '<a href="#hint-11-12-history_keys">the hint for cell 11, line 12</a>' in html
+    # the error of code cell 8 points to the line that raised it, in code cell 7
+    assert '<a href="#hint-11-12-history_keys">the hint for code cell 7 (“def ' \
+           'plot_history(network_history):”), line 12</a>' in html
 
 
 @pytest.mark.kernel

@@ -18,12 +18,16 @@ from grader.report.comparison import training_seconds
 
 from .browser import visit
 
-#: the plots of each task in the reference's feedback (structure profile)
+#: the plots of each task in the reference's feedback, in a profile that measures the IMDB
+#: models' accuracy (``measured``, below); the structure profile trains too little for their
+#: predictions (histograms, confusion matrices) to be drawn
 EXPECTED_PLOTS = {"rnn": ["history", "histogram", "confusion"],
                   "task1": ["history", "histogram", "confusion"],
                   "task2": ["history", "histogram", "confusion"],
                   "task3": ["history", "histogram", "confusion"],
                   "bonus": ["history", "frames"]}
+STRUCTURE_PLOTS = {task: [k for k in kinds if k not in ("histogram", "confusion")]
+                   for task, kinds in EXPECTED_PLOTS.items()}
 _FIGURE = re.compile(r'<figure data-plot="(\w+)"><img src="data:image/png;base64,([^"]+)"')
 
 
@@ -44,9 +48,45 @@ def plots_by_task(html: str) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
+@pytest.fixture(scope="module")
+def measured(reference_structure, tmp_path_factory):
+    """The reference's structure run re-rendered as if its profile checked the IMDB models'
+    accuracy (as quick and full do), so that their predictions are drawn: the output folder
+    copied, the accuracy checks marked as run."""
+    import dataclasses
+    import shutil
+
+    from grader.report import write_reports
+
+    result, out = reference_structure
+    copy = tmp_path_factory.mktemp("measured") / "graded"
+    shutil.copytree(out, copy, symlinks=True)
+    tasks = tuple(dataclasses.replace(t, checks=tuple(
+        dataclasses.replace(c, status="passed", score=c.max_score) if c.kind == "accuracy"
+        else c for c in t.checks)) for t in result.tasks)
+    result = dataclasses.replace(result, tasks=tasks)
+    write_reports(result, copy)
+    return result, copy
+
+
 @pytest.mark.kernel
-def test_feedback_holds_every_plot_as_a_png(reference_structure):
+def test_structure_profile_draws_no_predictions(reference_structure):
     _, out = reference_structure
+    found = plots_by_task((out / "feedback.html").read_text())
+    assert {task: [kind for kind, _ in figs] for task, figs in found.items()} == STRUCTURE_PLOTS
+
+
+def comparison_cells(html: str) -> tuple[str, dict[str, list[str]]]:
+    """The comparison table, and the number cells of each of its rows by task."""
+    table = html.split('<table id="comparison-table">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr data-task="(\w+)"><td>[^<]*</td>\s*((?:<td class="num">[^<]*</td>\s*)+)'
+                      r'</tr>', table)
+    return table, {task: re.findall(r'<td class="num">([^<]*)</td>', tds) for task, tds in rows}
+
+
+@pytest.mark.kernel
+def test_feedback_holds_every_plot_as_a_png(measured):
+    _, out = measured
     found = plots_by_task((out / "feedback.html").read_text())
     assert {task: [kind for kind, _ in figs] for task, figs in found.items()} == EXPECTED_PLOTS
     for task, figs in found.items():
@@ -70,10 +110,10 @@ def _pixels_near(image: np.ndarray, colour, tolerance: int = 12) -> int:
 
 
 @pytest.mark.kernel
-def test_chromium_shows_every_plot(reference_structure, tmp_path):
+def test_chromium_shows_every_plot(measured, tmp_path):
     from PIL import Image
 
-    _, out = reference_structure
+    _, out = measured
     page = visit(out / "feedback.html", tmp_path / "feedback.png")
     assert page.page_errors == []
     expected = sum(len(kinds) for kinds in EXPECTED_PLOTS.values())
@@ -86,13 +126,10 @@ def test_chromium_shows_every_plot(reference_structure, tmp_path):
 
 
 @pytest.mark.kernel
-def test_comparison_table_and_misclassified_reviews(reference_structure):
-    result, out = reference_structure
+def test_comparison_table_and_misclassified_reviews(measured):
+    result, out = measured
     html = (out / "feedback.html").read_text()
-    table = html.split('<table id="comparison-table">', 1)[1].split("</table>", 1)[0]
-    rows = re.findall(r'<tr data-task="(\w+)"><td>[^<]*</td>\s*((?:<td class="num">[^<]*</td>\s*)+)'
-                      r'</tr>', table)
-    cells = {task: re.findall(r'<td class="num">([^<]*)</td>', tds) for task, tds in rows}
+    table, cells = comparison_cells(html)
     assert list(cells) == ["rnn", "task1", "task2", "task3"]  # the bonus is not an IMDB model
     assert [c[0] for c in cells.values()] == ["180,737", "242,561", "242,561", "245,665"]
     for task, (_, accuracy, precision, recall, epochs, seconds) in cells.items():
@@ -104,6 +141,19 @@ def test_comparison_table_and_misclassified_reviews(reference_structure):
     assert len(reviews) == 5
     assert all(len(text.split()) > 20 and re.search(r"\b(the|a|and)\b", text)
                for text in reviews)  # decoded back to English words
+
+
+@pytest.mark.kernel
+def test_comparison_without_measured_accuracy_shows_what_means_something(reference_structure):
+    """The structure profile checks no accuracy: the comparison keeps parameters, epochs and
+    training time, and says why the measured figures are left out."""
+    _, out = reference_structure
+    html = (out / "feedback.html").read_text()
+    table, cells = comparison_cells(html)
+    assert [c[:2] for c in cells.values()] == [["180,737", "1"], ["242,561", "1"],
+                                               ["242,561", "1"], ["245,665", "1"]]
+    assert "Test accuracy" not in table and 'id="not-measured"' in html
+    assert 'id="reviews-table"' not in html
 
 
 def test_misclassified_reviews_most_models_got_wrong_come_first():
@@ -154,3 +204,20 @@ def test_frames_plot_puts_predictions_above_the_truth():
     top, bottom = image[: image.shape[0] // 2], image[image.shape[0] // 2:]
     assert _pixels_near(top, (68, 1, 84)) > 1000 and _pixels_near(top, (253, 231, 37)) == 0
     assert _pixels_near(bottom, (253, 231, 37)) > 1000
+
+
+@pytest.mark.parametrize("status, says", [
+    ("skipped", "too little to learn from"),  # the structure profile: noise, said so
+    ("failed", "flat or blurred predicted frames"),  # the quick profile's usual 3 epochs
+    ("passed", "Its loss fell"),
+])
+def test_the_bonus_frames_say_how_long_the_model_trained(status, says):
+    from grader.report import frames_caption
+    from grader.results import CheckResult, TaskResult
+
+    learns = CheckResult("bonus", "learns", "learns", "Bonus: learns", 0.0, 3.0, status, "")
+    task = TaskResult("bonus", "Bonus", (learns,))
+    caption = frames_caption(task, {"MOVIE_EPOCHS": 3, "MOVIE_SAMPLES": 24})
+    assert "The model trained 3 epochs on 24 movies." in caption and says in caption
+    # a result stored before the profile's parameters were kept: no made-up figures
+    assert "trained" not in frames_caption(task, {})

@@ -8,8 +8,8 @@ from dataclasses import replace
 import nbformat
 
 from grader.rubric import load_rubric
-from grader.submission import (INJECTED_TAG, cell_numbers, cell_tasks, prepare_notebook,
-                               read_submission)
+from grader.submission import (INJECTED_TAG, cell_numbers, cell_places, cell_tasks,
+                               prepare_notebook, read_submission)
 
 from .conftest import REFERENCE_NB, ROOT
 
@@ -45,6 +45,12 @@ def test_papermills_injected_cell_is_replaced_in_place_and_keeps_its_number(tmp_
     assert [c.source.splitlines()[-1] for c in prepared.cells[:3]] == \
         ["EPOCHS = 3", "EPOCHS = 1", "print(EPOCHS)"]
     assert cell_numbers(prepared)[:3] == [1, 2, 3]  # as in the notebook handed in
+    # and as Jupyter shows them: the replaced cell is the second code cell, quoted by its first
+    # line as handed in, not by the grader's; the harvest cell is not counted
+    places = cell_places(prepared)
+    assert [(p.code_cell, p.first_line) for p in places[:3]] == [
+        (1, "EPOCHS = 3"), (2, "# Parameters"), (3, "print(EPOCHS)")]
+    assert places[-1] is None
     assert "EPOCHS = 40" not in nbformat.writes(prepared)
     assert sub.notes == ["The notebook carried injected parameters from an earlier papermill "
                          "run: the grader's replaced them."]

@@ -20,7 +20,11 @@ from .runners import default_workers, run_dask, run_local
 from .stored import GRADEBOOK, INDEX, MANIFEST, MARKER, Row
 from .worker import Settings, cores
 
-__all__ = ["BatchSummary", "grade_folder", "rescore_folder", "default_out"]
+__all__ = ["BatchSummary", "grade_folder", "rescore_folder", "default_out", "SCORED"]
+
+
+#: the statuses of a row that has points (README's table): the notebook ran, to its end or not
+SCORED = ("graded", "timeout", "kernel_died")
 
 
 @dataclass(frozen=True)
@@ -28,14 +32,27 @@ class BatchSummary:
     out: Path
     rows: tuple[Row, ...]
     skipped: tuple[Skipped, ...]
-    graded: int  # graded by this run
+    graded: int  # scored by this run (graded, timeout or kernel_died)
     reused: int  # kept from an earlier run (same file, rubric and profile)
     task_ids: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
+    not_graded: int = 0  # found by this run, but not gradable as handed in
+    failed: int = 0  # the grader or the machine failed on it in this run (``error``)
 
     @property
     def errors(self) -> int:
         return sum(r.status == "error" for r in self.rows)
+
+    def counts(self) -> str:
+        """The run in one line, each submission counted once, by its row's status."""
+        parts = [f"graded {self.graded}"]
+        if self.not_graded:
+            parts.append(f"not graded {self.not_graded} (the files as handed in)")
+        if self.failed:
+            parts.append(f"failed {self.failed} (graded again on the next run)")
+        files = len(self.skipped)
+        parts += [f"kept {self.reused} unchanged", f"skipped {files} file{'s' * (files != 1)}"]
+        return ", ".join(parts)
 
 
 def default_out(folder: Path) -> Path:
@@ -188,8 +205,12 @@ def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: 
         bar.close()
     write_index(out / INDEX, book.sorted(), rub, profile, skipped,
                 names={j.student: j.shown for j in jobs})
+    ran = [book.rows[j.student].status for j in pending if j.student in book.rows]
+    problems = sum(1 for j in jobs if j.problem)
     return BatchSummary(out=out, rows=book.sorted(), skipped=tuple(skipped),
-                        graded=len(pending), reused=reused, task_ids=tuple(book.task_ids))
+                        graded=sum(s in SCORED for s in ran), reused=reused,
+                        task_ids=tuple(book.task_ids),
+                        not_graded=problems + ran.count("not_graded"), failed=ran.count("error"))
 
 
 def rescore_folder(folder: str | Path, *, rubric: str | Path | None = None,
@@ -243,7 +264,7 @@ def _rescore_one(book: _Book, rub, entry: dict[str, str], marker: stored.Marker)
 
     student_out = book.out / entry["folder"]
     row = marker.row
-    if row.status in ("graded", "timeout", "kernel_died") and \
+    if row.status in SCORED and \
             (student_out / "result.json").is_file():
         job = Job(student=entry["student"], name=row.name, source="", shown=entry["shown"],
                   folder=entry["folder"], content=marker.content)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 from .. import files
-from ..errors import GradingError, InputError
+from ..errors import GradingError, InputError, quoted
 from ..fstree import remove_tree
 from ..results import to_dict
 from ..sandbox import cores
@@ -110,7 +110,7 @@ def _grade(job: Job, settings: Settings, out: Path, threads: int | None) -> dict
     except Exception as exc:  # a grader bug on this submission: its row says so, others go on
         traceback.print_exc()
         return {"error": f"The grader crashed on this submission ({type(exc).__name__}: "
-                         f"{exc}).", "kind": type(exc).__name__}
+                         f"{quoted(exc)}).", "kind": type(exc).__name__}
     finally:
         os.chdir(cwd)
         shutil.rmtree(staging, ignore_errors=True)

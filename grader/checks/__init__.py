@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from ..results import CheckResult
 
+from ..errors import quoted
 from .base import CheckEntry, Outcome, TaskContext, option
 from .history import check_history, check_learns, validate_epochs, validate_ratio
 from .manual import check_manual
@@ -67,10 +68,14 @@ def run_check(ctx: TaskContext, spec) -> CheckResult:
         traceback.print_exc(file=sys.stderr)
         return CheckResult(ctx.task.id, spec.id, spec.check, name, 0.0, spec.points, "failed",
                            f"{ctx.label}: the grader could not run this check "
-                           f"({type(exc).__name__}: {exc}); tell your TA.",
-                           visibility=spec.visibility)
+                           f"({type(exc).__name__}: {quoted(exc)}); tell your TA.",
+                           visibility=spec.visibility,
+                           todo="Tell your TA: the grader could not run the "
+                                f"{CHECK_TITLES.get(spec.check, spec.id)} check.")
     status = "pending" if outcome.pending else "passed" if outcome.passed else "failed"
+    failed = status == "failed"
     return CheckResult(ctx.task.id, spec.id, spec.check, name,
                        spec.points if outcome.passed else 0.0, spec.points, status,
                        outcome.message, outcome.hint or spec.hint, spec.visibility,
-                       answer=outcome.answer)
+                       answer=outcome.answer, cause=outcome.cause if failed else None,
+                       todo=outcome.todo if failed else None)

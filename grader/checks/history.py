@@ -24,11 +24,19 @@ def _history(ctx: TaskContext) -> tuple[dict | None, Outcome | None]:
     if status == "not_a_history":
         return None, Outcome(False, f"{ctx.label}: {name} is a {h.get('type')}, not the History "
                                     "that fit() returns.",
-                             hint=f"{name} = model.fit(...) keeps the History.")
+                             hint=f"{name} = model.fit(...) keeps the History.",
+                             cause="not_a_history",
+                             todo=f"Keep the History that fit() returns as {name}: it is a "
+                                  f"{h.get('type')}.")
     why = ctx.not_run or f"{name} is not set"
+    if ctx.not_run or ctx.harvest.get("model", {}).get("status") != "ok":
+        cause, todo = ctx.training_cause()
+    else:
+        cause, todo = "no_history", f"Keep the History that fit() returns: {name} = " \
+                                    f"{ctx.task.model}.fit(...)."
     return None, Outcome(False, f"{ctx.label}: no training history: {why}.",
                          hint=f"Keep the return value of fit(): {name} = "
-                              f"{ctx.task.model}.fit(...).")
+                              f"{ctx.task.model}.fit(...).", cause=cause, todo=todo)
 
 
 def check_history(ctx: TaskContext, spec) -> Outcome:
@@ -58,7 +66,9 @@ def check_history(ctx: TaskContext, spec) -> Outcome:
         if want is not None and got != want:
             hint.append(f"pass epochs={epochs_opt} to fit() so the grader's profiles can set it")
         return Outcome(False, f"{ctx.label}: " + "; ".join(problems) + ".",
-                       hint=sentence("; ".join(hint)) if hint else None)
+                       hint=sentence("; ".join(hint)) if hint else None,
+                       todo=f"Fix the training of {ctx.task.model}: " + "; ".join(
+                           hint or [problems[0]]) + ".")
     return Outcome(True, f"{ctx.label}: {got} epoch{'s' * (got != 1)} recorded with "
                          f"{', '.join(sorted(history))}.")
 
@@ -78,8 +88,11 @@ def check_learns(ctx: TaskContext, spec) -> Outcome:
     m = trained.get("metrics") or {}
     loss, base = m.get("loss"), m.get("untrained_loss")
     if not isinstance(loss, (int, float)) or not isinstance(base, (int, float)):
-        return Outcome(False, f"{ctx.label}: the trained model could not be measured on the "
-                              f"grader's movies: {trained.get('error', 'no prediction')}")
+        return Outcome(False, sentence(f"{ctx.label}: the trained model could not be measured "
+                                       f"on the grader's movies: "
+                                       f"{trained.get('error', 'no prediction')}"),
+                       cause="trained_unmeasured",
+                       todo=ctx.unmeasured_todo(trained.get("error", "no prediction")))
     ratio = spec.options.get("at_most", 0.8)
     movies = ctx.profile.evaluation.get("movies")
     measured = (f"on the grader's {movies} movies its loss is {loss:.4f}; the same "
@@ -90,4 +103,6 @@ def check_learns(ctx: TaskContext, spec) -> Outcome:
     return Outcome(False, f"{ctx.label}: {ctx.task.model} did not learn enough: {measured}.",
                    hint="In Keras 3 optimizer='adadelta' means a learning rate of 0.001 "
                         "(Keras 2 used 1.0): use keras.optimizers.Adadelta(learning_rate=1.0), "
-                        "and pass epochs=MOVIE_EPOCHS to fit().")
+                        "and pass epochs=MOVIE_EPOCHS to fit().",
+                   todo=f"Make {ctx.task.model} learn: its loss on the grader's movies is "
+                        f"{loss:.4f}, and at most {ratio * base:.4f} is needed.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .base import Outcome, TaskContext, fmt_int
+from .base import Outcome, TaskContext, fmt_int, sentence
 
 __all__ = ["check_accuracy", "validate_threshold"]
 
@@ -27,8 +27,10 @@ def check_accuracy(ctx: TaskContext, spec) -> Outcome:
     if failure:
         return failure
     if "metrics" not in trained:
-        return Outcome(False, f"{ctx.label}: the trained model could not be measured: "
-                              f"{trained.get('error', 'no prediction')}")
+        return Outcome(False, sentence(f"{ctx.label}: the trained model could not be measured: "
+                                       f"{trained.get('error', 'no prediction')}"),
+                       cause="trained_unmeasured",
+                       todo=ctx.unmeasured_todo(trained.get("error", "no prediction")))
     m = trained["metrics"]
     held = "held-out " if m.get("held_out") else ""
     measured = (f"measured accuracy {m['accuracy']:.4f} on {fmt_int(m['samples'])} {held}test "
@@ -42,4 +44,6 @@ def check_accuracy(ctx: TaskContext, spec) -> Outcome:
     if ctx.harvest.get("history", {}).get("status") != "ok":
         hint = f"{ctx.task.model} looks untrained: fit it and keep the History as " \
                f"{ctx.task.history}."
-    return Outcome(False, f"{ctx.label}: {measured}.", hint=hint)
+    return Outcome(False, f"{ctx.label}: {measured}.", hint=hint,
+                   todo=f"Raise the test accuracy of {ctx.task.model} to {threshold:.2f}: the "
+                        f"grader measured {m['accuracy']:.4f}.")

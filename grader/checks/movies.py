@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..readers import Unreadable, read_npz
-from .base import Outcome, TaskContext
+from .base import Outcome, TaskContext, brief, sentence
 
 __all__ = ["check_movies", "check_movie_prediction", "MOVIES_CALL"]
 
@@ -36,8 +36,16 @@ def _load_movies(ctx: TaskContext):
 def check_movies(ctx: TaskContext, spec) -> Outcome:
     movies, why = _load_movies(ctx)
     if movies is None:
-        return Outcome(False, f"{ctx.label}: {why}.",
-                       hint="Keep the exercise's generate_movies(n_samples, n_frames).")
+        stopped = ctx.not_run is not None
+        if stopped:
+            todo = ctx.stopped_todo()
+        elif ctx.namespace.get("movies", {}).get("status") == "missing":
+            todo = "Keep the exercise's generate_movies(n_samples, n_frames): it is not defined."
+        else:
+            todo = sentence(f"Fix generate_movies(): {brief(why)}")
+        return Outcome(False, sentence(f"{ctx.label}: {why}"),
+                       hint="Keep the exercise's generate_movies(n_samples, n_frames).",
+                       cause="notebook_stopped" if stopped else None, todo=todo)
     noisy, shifted = movies
     n, frames = MOVIES_CALL["n_samples"], MOVIES_CALL["n_frames"]
     want = (n, frames, 40, 40, 1)
@@ -56,7 +64,8 @@ def check_movies(ctx: TaskContext, spec) -> Outcome:
                             "pixels agree)")
     if problems:
         return Outcome(False, f"{ctx.label}: generate_movies({n}, {frames}): "
-                              + "; ".join(problems) + ".")
+                              + "; ".join(problems) + ".",
+                       todo=f"Fix generate_movies(): {problems[0]}.")
     return Outcome(True, f"{ctx.label}: generate_movies({n}, {frames}) returns two "
                          f"{want} arrays in [0, 1], the second one frame ahead.")
 
@@ -80,9 +89,13 @@ def check_movie_prediction(ctx: TaskContext, spec) -> Outcome:
         return Outcome(False, f"{ctx.label}: {model} maps movies of shape {tuple(want)} to "
                               f"{tuple(got)}; it should return a movie of the same shape.",
                        hint="Use padding='same' and return_sequences=True in every "
-                            "ConvLSTM2D, and end with Conv3D(filters=1).")
+                            "ConvLSTM2D, and end with Conv3D(filters=1).",
+                       todo=f"Make {model} return movies of the shape it is given: "
+                            f"{tuple(want)} in, {tuple(got)} out.")
     found = ctx.model_info()
     if found:
-        return Outcome(False, f"{ctx.label}: the model could not predict the grader's movies: "
-                              f"{found[1].get('error', 'unknown error')}")
+        error = found[1].get('error', 'unknown error')
+        return Outcome(False, sentence(f"{ctx.label}: the model could not predict the grader's "
+                                       f"movies: {error}"),
+                       todo=f"Make {ctx.task.model} predict movies: {brief(error)}.")
     return ctx.model_missing()

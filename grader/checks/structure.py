@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from .base import Outcome, TaskContext, fmt_int
+from .base import Outcome, TaskContext, fmt_int, sentence
 
 __all__ = ["check_builder", "check_layers", "check_param_count", "check_output_shape",
            "check_compile", "validate_layer_spec", "describe_expected", "describe_found",
@@ -111,14 +111,18 @@ def check_builder(ctx: TaskContext, spec) -> Outcome:
     b = ctx.harvest.get("builder", {})
     name = ctx.task.builder
     status = b.get("status")
+    cause = ctx.builder_cause()
     if status == "ok":
         fresh = ctx.evaluation.get("fresh", {})
         if "error" in fresh:
-            return Outcome(False, f"{ctx.label}: {name}() returns a model, but {fresh['error']}")
+            return Outcome(False, sentence(f"{ctx.label}: {name}() returns a model, but "
+                                           f"{fresh['error']}"), cause=cause[0], todo=cause[1])
         if fresh and fresh.get("compile") is None:
             return Outcome(False, f"{ctx.label}: {name}() returns a model that is not compiled.",
                            hint="Call model.compile(loss=..., optimizer=..., metrics=[...]) "
-                                "inside the builder and return the compiled model.")
+                                "inside the builder and return the compiled model.",
+                           cause="builder_not_compiled",
+                           todo=f"Compile the model in {name}() before returning it.")
         length = _fixed_length(ctx, fresh)
         if length is not None:
             want = ctx.rubric.review_length(ctx.profile)
@@ -128,25 +132,32 @@ def check_builder(ctx: TaskContext, spec) -> Outcome:
                                   "measured on its reviews.",
                            hint="Write keras.Input(shape=(MAX_REVIEW_LENGTH,)) instead of "
                                 f"the number {length}: the grader's profiles set "
-                                "MAX_REVIEW_LENGTH.")
+                                "MAX_REVIEW_LENGTH.",
+                           cause="builder_review_length",
+                           todo=f"Use MAX_REVIEW_LENGTH in {name}() instead of {length}.")
         return Outcome(True, f"{ctx.label}: {name}() returns a compiled Keras model.")
+    key, todo = cause or ("builder_missing", f"Write {name}(): it is not defined.")
     if status == "error":
         error = str(b.get("error"))
         hint = f"Replace the template's `raise NotImplementedError()` in {name}() with your " \
                "model." if error.startswith("NotImplementedError") else \
                "The builder takes no arguments and returns the compiled model."
-        return Outcome(False, f"{ctx.label}: calling {name}() raised {error}.", hint=hint)
+        return Outcome(False, sentence(f"{ctx.label}: calling {name}() raised {error}"),
+                       hint=hint, cause=key, todo=todo)
     if status == "not_a_model":
         return Outcome(False, f"{ctx.label}: {name}() returned {b.get('type')}, not a Keras "
-                              "model.", hint="End the builder with `return model`.")
+                              "model.", hint="End the builder with `return model`.", cause=key,
+                       todo=todo)
     if ctx.not_run:
-        return Outcome(False, f"{ctx.label}: {name}() could not be looked for: {ctx.not_run}")
+        return Outcome(False, sentence(f"{ctx.label}: {name}() could not be looked for: "
+                                       f"{ctx.not_run}"), cause=key, todo=todo)
     failed = ctx.failed_before(name)
     if failed:
         return Outcome(False, f"{ctx.label}: {name}() is not defined: {failed}.",
-                       hint="Fix that error first: the rest of the cell did not run.")
+                       hint="Fix that error first: the rest of the cell did not run.",
+                       cause=key, todo=todo)
     return Outcome(False, f"{ctx.label}: {name}() is not defined. " + _found_instead(ctx),
-                   hint=f"Keep the name {name}: the grader calls it.")
+                   hint=f"Keep the name {name}: the grader calls it.", cause=key, todo=todo)
 
 
 def _fixed_length(ctx: TaskContext, fresh) -> int | None:
@@ -271,10 +282,14 @@ def check_layers(ctx: TaskContext, spec) -> Outcome:
     if problems:
         missing = [item for item, layer in align_layers(spec.options["expect"], info["layers"])
                    if layer is None and not item.get("optional")]
-        hint = f"Add the {describe_expected(missing[0])} layer." if len(missing) == 1 and \
-            len(problems) == 1 else spec_hint(ctx)
+        one_missing = len(missing) == 1 and len(problems) == 1
+        hint = f"Add the {describe_expected(missing[0])} layer." if one_missing else spec_hint(ctx)
+        more = len(problems) - 1
+        todo = f"Add the {describe_expected(missing[0])} layer to {source}." if one_missing else \
+            sentence(f"Give {source} the exercise's layers: {problems[0]}" +
+                     (f" (and {more} more difference{'s' * (more > 1)})" if more else ""))
         return Outcome(False, f"{ctx.label}: the layers of {source} differ from the "
-                              f"exercise's: " + "; ".join(problems) + ".", hint=hint)
+                              f"exercise's: " + "; ".join(problems) + ".", hint=hint, todo=todo)
     return Outcome(True, f"{ctx.label}: the layers of {source} are " + ", ".join(checked)
                    + ", as the exercise asks.")
 
@@ -288,17 +303,24 @@ def spec_hint(ctx: TaskContext) -> str | None:
     return "The exercise asks for " + " -> ".join(required) + "."
 
 
+def _the_model(ctx: TaskContext, role: str) -> str:
+    """The model a structural check looked at, in words."""
+    return f"the model {ctx.task.builder}() returns" if role == "fresh" else ctx.task.model
+
+
 def check_param_count(ctx: TaskContext, spec) -> Outcome:
     found = ctx.model_info()
     if not found:
         return ctx.model_missing()
-    _, info = found
+    role, info = found
     want, got = spec.options["expect"], info["params"]
     if got == want:
         return Outcome(True, f"{ctx.label}: {fmt_int(got)} parameters, as expected.")
     detail = ", ".join(f"{layer['class']} {fmt_int(layer['params'])}" for layer in info["layers"])
     return Outcome(False, f"{ctx.label}: expected {fmt_int(want)} parameters, found "
-                          f"{fmt_int(got)} ({detail}).", hint=spec_hint(ctx))
+                          f"{fmt_int(got)} ({detail}).", hint=spec_hint(ctx),
+                   todo=f"Bring {_the_model(ctx, role)} to {fmt_int(want)} parameters: it has "
+                        f"{fmt_int(got)}.")
 
 
 def _fmt_shape(shape) -> str:
@@ -312,12 +334,14 @@ def check_output_shape(ctx: TaskContext, spec) -> Outcome:
     found = ctx.model_info()
     if not found:
         return ctx.model_missing()
-    _, info = found
+    role, info = found
     want, got = list(spec.options["expect"]), info.get("output_shape")
     if got == want:
         return Outcome(True, f"{ctx.label}: output shape {_fmt_shape(got)}.")
     return Outcome(False, f"{ctx.label}: expected output shape {_fmt_shape(want)}, found "
-                          f"{_fmt_shape(got)}.", hint=spec_hint(ctx))
+                          f"{_fmt_shape(got)}.", hint=spec_hint(ctx),
+                   todo=f"Make {_the_model(ctx, role)} output {_fmt_shape(want)}: it outputs "
+                        f"{_fmt_shape(got)}.")
 
 
 #: Keras' own aliases (keras.losses.ALL_OBJECTS_DICT, keras.metrics): a string, a function and
@@ -359,11 +383,13 @@ def check_compile(ctx: TaskContext, spec) -> Outcome:
     found = ctx.model_info()
     if not found:
         return ctx.model_missing()
-    _, info = found
+    role, info = found
     comp: Mapping[str, Any] | None = info.get("compile")
     if comp is None:
         return Outcome(False, f"{ctx.label}: the model is not compiled.",
-                       hint="Call model.compile(...) in the builder.")
+                       hint="Call model.compile(...) in the builder.",
+                       cause="builder_not_compiled" if role == "fresh" else None,
+                       todo=f"Compile the model in {ctx.task.builder}() before returning it.")
     problems = []
     want_loss = spec.options.get("loss")
     loss = canonical_name(comp.get("loss"))
@@ -380,7 +406,8 @@ def check_compile(ctx: TaskContext, spec) -> Outcome:
     if problems:
         return Outcome(False, f"{ctx.label}: " + "; ".join(problems) + ".",
                        hint="compile(loss='binary_crossentropy', optimizer=..., "
-                            "metrics=['accuracy']) for a sigmoid output.")
+                            "metrics=['accuracy']) for a sigmoid output.",
+                       todo=f"Fix how {_the_model(ctx, role)} is compiled: {problems[0]}.")
     shown = sorted({_SHOWN.get(m, m) for m in metrics})
     return Outcome(True, f"{ctx.label}: compiled with loss {loss}, optimizer {used}"
                    + (f", metrics {', '.join(shown)}" if shown else "") + ".")

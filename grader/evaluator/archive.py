@@ -108,9 +108,11 @@ def inspect_config(config: Any) -> None:
 
 def model_failure(name: str, exc: Exception) -> str:
     """Why the model in the file ``name`` was not described: refused, or not loadable."""
+    from ..errors import quoted
+
     if isinstance(exc, UnsafeModelError):
-        return f"{name} was refused: {exc}."
-    return f"{name} could not be loaded ({type(exc).__name__}: {str(exc)[:300]})."
+        return f"{name} was refused: {quoted(exc, 400)}."
+    return f"{name} could not be loaded ({type(exc).__name__}: {quoted(exc, 300)})."
 
 
 def load_inspected(path: Path):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import quoted
 from .archive import inspect_archive, load_inspected, model_failure, snapshot
 from .data import EvalData, load_eval_data, misclassified_reviews, word_ranks
 from .describe import (architecture, describe_model, first_difference, model_input_shape,
@@ -157,7 +158,7 @@ class Evaluator:
                 self._predict_movies(task, model, role, info, arrays)
         except Exception as exc:
             info["error"] = f"{name} loaded, but predicting failed " \
-                            f"({type(exc).__name__}: {str(exc)[:300]})."
+                            f"({type(exc).__name__}: {quoted(exc, 300)})."
         info["seconds"] = round(time.perf_counter() - started, 3)
         return info, arrays
 

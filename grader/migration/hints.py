@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ..results import CellError, MigrationHint
-from ..submission import cell_numbers
+from ..submission import cell_numbers, cell_places
 from .rules import _ANSI, _MAX_CODE, _NUMPY_ALIASES, RULES, Finding
 from .scan import _apply, _numpy_names, scan_source
 
@@ -100,6 +100,7 @@ def find_hints(notebook, errors=(), owners=(), *, module: Path | None = None
     """
     numbers = cell_numbers(notebook)
     places = {number: i for i, number in enumerate(numbers) if number is not None}
+    jupyter = {p.cell: p for p in cell_places(notebook) if p is not None}
     units: dict[int | None, list[str]] = {}
     for number, index in places.items():
         if notebook.cells[index].cell_type == "code":
@@ -140,11 +141,15 @@ def find_hints(notebook, errors=(), owners=(), *, module: Path | None = None
             errs = caused.get(id(f), [])
             place = places.get(unit) if unit is not None else None
             task = owners[place] if place is not None and place < len(owners) else None
+            shown = jupyter.get(unit)
             hints.append(MigrationHint(
                 rule=f.rule, cell=unit, line=f.line or None, task=task,
                 code=_quote(lines, f.line or None), message=_message(f.rule, f.name),
                 fix=_fix(f, lines) if f.line else RULES[f.rule].fix,
                 error=_error_text(errs[0]) if errs else None,
                 # the student's cells: a grader's cell (None) is not one to name, nor sortable
-                error_cells=tuple(sorted({e.cell for e in errs if e.cell is not None}))))
+                error_cells=tuple(sorted({e.cell for e in errs if e.cell is not None})),
+                code_cell=shown.code_cell if shown else None,
+                first_line=shown.first_line if shown else None,
+                heading=shown.heading if shown else None))
     return sorted(hints, key=lambda h: (h.cell is not None, h.cell or 0, h.line or 0, h.rule))

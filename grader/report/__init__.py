@@ -15,12 +15,15 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ..causes import causes, check_title, explained_by
+from ..cellref import HOW_COUNTED, cell_ref, place
 from ..results import SubmissionResult, to_dict, to_gradescope
 from . import plots
 from .comparison import comparison_rows
 
 __all__ = ["write_reports", "render_feedback", "summary_lines", "use_colour",
-           "atomic_write_text", "warm", "draw_histories", "CSP"]
+           "atomic_write_text", "warm", "draw_histories", "CSP", "frames_caption",
+           "measures_accuracy"]
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
        "form-action 'none'")
@@ -47,6 +50,12 @@ def _env() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["pts"] = lambda v: f"{v:g}"
+    env.filters["place"] = place  # a CellError or MigrationHint's cell, as Jupyter shows it
+    env.filters["capfirst"] = lambda text: text[:1].upper() + text[1:]
+    env.filters["old_cell"] = lambda number: cell_ref(None, None, cell=number)
+    env.filters["title_of"] = check_title
+    env.filters["points"] = lambda v: "no points" if not v else \
+        f"{v:g} point{'s' * (v != 1)}"
     return env
 
 
@@ -75,11 +84,45 @@ def draw_histories(harvest: dict) -> None:
             plots.history_plot(hist)
 
 
+def measures_accuracy(task) -> bool:
+    """Whether the profile trains a task's model enough to measure it: the rubric checks its
+    accuracy there. Otherwise (the structure profile: 100 reviews, 1 epoch) its predictions are
+    noise, and the report does not draw them as findings."""
+    return any(c.kind == "accuracy" and c.status != "skipped" for c in task.checks)
+
+
+def _plural(n, word: str) -> str:
+    return f"{n:,} {word}{'s' * (n != 1)}" if isinstance(n, int) else f"{n} {word}s"
+
+
+def frames_caption(task, parameters: dict) -> str:
+    """What the bonus's predicted frames can show: how long the model trained (the profile's
+    MOVIE_EPOCHS and MOVIE_SAMPLES), and what the "learns" check made of it."""
+    what = ("One of the grader's movies. Top: its first 7 frames, then the model's own "
+            "predictions, each from the frames before it; bottom: the true frames.")
+    epochs, samples = parameters.get("MOVIE_EPOCHS"), parameters.get("MOVIE_SAMPLES")
+    if epochs is None or samples is None:
+        return what
+    trained = f" The model trained {_plural(epochs, 'epoch')} on {_plural(samples, 'movie')}."
+    learns = next((c for c in task.checks if c.kind == "learns"), None)
+    if learns is None or learns.status == "skipped":
+        return what + trained + (" That is too little to learn from (whether it learns is not "
+                                 "checked in this profile): the predicted frames show noise, "
+                                 "not what the model can do.")
+    if learns.status == "passed":
+        return what + trained + " Its loss fell (see “learns” above); more epochs sharpen the " \
+                                "predicted squares."
+    return what + trained + " Its loss did not fall enough (see “learns” above): flat or " \
+                            "blurred predicted frames are what that looks like."
+
+
 def _figures(result: SubmissionResult, out: Path, harvest: dict,
              evaluation: dict) -> dict[str, list[tuple[str, str, str]]]:
-    """Per task, a list of (kind, caption, data URI); the kind names the plot for tests."""
+    """Per task, a list of (kind, caption, data URI); the kind names the plot for tests.
+    Predictions are drawn only for tasks whose accuracy the profile measures."""
     harvest = harvest.get("tasks", {})
     evaluation = evaluation.get("tasks", {})
+    parameters = result.extra.get("parameters") or {}
     arrays: dict[str, np.ndarray] = {}
     if (out / "predictions.npz").is_file():
         with np.load(out / "predictions.npz", allow_pickle=False) as f:
@@ -91,36 +134,66 @@ def _figures(result: SubmissionResult, out: Path, harvest: dict,
         uri = plots.history_plot(hist) if isinstance(hist, dict) else None
         if uri:
             what = "Loss and accuracy" if {"accuracy", "acc"} & set(hist) else "Loss"
-            figs.append(("history", f"{what} per epoch (training and validation)", uri))
+            epochs = len(hist.get("loss") or [])
+            figs.append(("history", f"{what} per epoch (training and validation), as the "
+                         "notebook's History recorded them" +
+                         (": one epoch, one point per curve" if epochs == 1 else ""), uri))
         metrics = ((evaluation.get(task.id) or {}).get("trained") or {}).get("metrics") or {}
-        if f"{task.id}_test_prob" in arrays and "y_test" in arrays:
+        drawn = measures_accuracy(task)
+        if drawn and f"{task.id}_test_prob" in arrays and "y_test" in arrays:
             figs.append(("histogram", "Predicted probability of a good review, for training "
                          "and test reviews of each class",
                          plots.histogram_plot(arrays[f"{task.id}_train_prob"], arrays["y_train"],
                                               arrays[f"{task.id}_test_prob"], arrays["y_test"])))
-        if "confusion" in metrics:
+        if drawn and "confusion" in metrics:
             figs.append(("confusion", f"Confusion matrix on {metrics['samples']:,} test reviews",
                          plots.confusion_plot(metrics["confusion"])))
         if f"{task.id}_track" in arrays and f"{task.id}_truth" in arrays:  # a movies task
-            figs.append(("frames", "One of the grader's movies. Top: its first 7 frames, then "
-                         "the model's own predictions, each from the frames before it; bottom: "
-                         "the true frames", plots.frames_plot(arrays[f"{task.id}_track"],
-                                                              arrays[f"{task.id}_truth"])))
+            figs.append(("frames", frames_caption(task, parameters),
+                         plots.frames_plot(arrays[f"{task.id}_track"],
+                                           arrays[f"{task.id}_truth"])))
         figures[task.id] = figs
     return figures
 
 
+def undrawn(result: SubmissionResult, evaluation: dict) -> list[str]:
+    """The tasks whose predictions were measured but are not drawn (``measures_accuracy``)."""
+    measured = evaluation.get("tasks") or {}
+    return [t.title.split(":")[0].split(" (")[0] for t in result.tasks
+            if not measures_accuracy(t)
+            and ((measured.get(t.id) or {}).get("trained") or {}).get("metrics", {}).get(
+                "confusion") is not None]
+
+
+def names_cells(result: SubmissionResult) -> bool:
+    """Whether the page names a cell (``grader.cellref``): then it says how cells are counted."""
+    texts = [result.kernel or ""] + [c.message + " " + (c.todo or "") for t in result.tasks
+                                     for c in t.checks]
+    return any(e.cell is not None and not e.module for e in result.errors) or \
+        any(h.cell is not None for h in result.hints) or any("code cell " in t for t in texts)
+
+
 def render_feedback(result: SubmissionResult, out: Path) -> str:
-    figures, rows, reviews = {}, [], []
+    figures, rows, reviews, left_out = {}, [], [], []
+    # the profile trains enough to measure some model: else no measured figure is a finding
+    measured_any = any(measures_accuracy(t) for t in result.tasks)
     if result.status == "graded":
         harvest = _read_json(out / "harvest.json")
         evaluation = _read_json(out / "evaluation.json")
         figures = _figures(result, out, harvest, evaluation)
         rows = comparison_rows(result, evaluation, harvest)
-        reviews = [r for r in evaluation.get("reviews", []) if isinstance(r, dict)]
+        left_out = undrawn(result, evaluation)
+        if measured_any:
+            reviews = [r for r in evaluation.get("reviews", []) if isinstance(r, dict)]
     return _env().get_template("feedback.html.j2").render(
         r=result, csp=CSP, figures=figures, name=Path(result.submission).name,
-        extra=result.extra, comparison=rows, reviews=reviews,
+        extra=result.extra, comparison=rows, reviews=reviews, left_out=left_out,
+        measured_any=measured_any,
+        parameters=result.extra.get("parameters") or {},
+        causes={t.id: causes(t) for t in result.tasks},
+        explained={t.id: explained_by(t) for t in result.tasks},
+        errors_by_cell={e.cell: e for e in result.errors if e.cell is not None},
+        how_counted=HOW_COUNTED, names_cells=names_cells(result),
         titles={t.id: t.title.split(":")[0].split(" (")[0] for t in result.tasks})
 
 
@@ -159,17 +232,27 @@ def summary_lines(result: SubmissionResult, colour: bool = False,
     lines = []
     for task in result.tasks:
         pending = f" ({task.pending:g} to be marked by a TA)" if task.pending else ""
-        lost = [c.name.split(": ", 1)[-1] for c in task.checks if c.status == "failed"]
         style = "red" if task.auto_lost else "yellow" if task.pending else "green"
         score = paint(f"{task.score:>5g} / {task.max_score:<4g}", style)
-        lines.append(f"{task.title:<48} {score}{paint(pending, 'yellow')}"
-                     + (paint(f"  lost: {', '.join(lost)}", "red") if lost else ""))
+        lines.append(f"{task.title:<48} {score}{paint(pending, 'yellow')}")
+        found = causes(task)
+        if found:  # the first thing to do, as the page's summary says it
+            first = found[0]
+            worth = f"{first.lost:g} point{'s' * (first.lost != 1)}" if first.lost else \
+                "no points"
+            more = f" Then {len(found) - 1} more: see feedback.html." if len(found) > 1 else ""
+            checks = ": " + ", ".join(first.titles) if len(first.titles) <= 3 else \
+                f", {len(first.titles)} checks"
+            # the kernel's sentence ends the summary: said once, not once per task
+            todo = "Make the notebook run to its end (see the last line)." if \
+                first.key == "notebook_stopped" and result.kernel else first.todo
+            lines.append(paint(f"  first ({worth}{checks}): {todo}" + more, "red"))
     if result.hints:
         raised = sum(1 for h in result.hints if h.error)
         lines.append(paint(f"Keras 3 migration hints: {len(result.hints)} ({raised} of them "
                            "raised an error; the others are advice, worth no points)", "bold"))
         for h in result.hints[:max_hints]:
-            where = (f"cell {h.cell}" if h.cell is not None else "module") + \
+            where = (place(h) if h.cell is not None else "module") + \
                 (f", line {h.line}" if h.line else "")
             fix = "; ".join(line.strip() for line in h.fix.splitlines())
             fix = fix if len(fix) <= 100 else fix[:97] + "..."
