@@ -93,7 +93,7 @@ def check_learns(ctx: TaskContext, spec) -> Outcome:
                                        f"{trained.get('error', 'no prediction')}"),
                        cause="trained_unmeasured",
                        todo=ctx.unmeasured_todo(trained.get("error", "no prediction")))
-    ratio = spec.options.get("at_most", 0.8)
+    ratio = spec.options.get("at_most", 0.995)
     movies = ctx.profile.evaluation.get("movies")
     measured = (f"on the grader's {movies} movies its loss is {loss:.4f}; the same "
                 f"architecture untrained scores {base:.4f} (at most {ratio:g} x that is "
