@@ -52,8 +52,8 @@ COMMANDS = (
 )
 #: how long each profile takes on 2 CPU cores, as README's table says
 PROFILE_HELP = ("how much to train: structure (builders and a token training run: about a "
-                "minute), quick (minutes; the default), full (the exercise as written: hours on "
-                "CPU, for GPUs)")
+                "minute), quick (about 3 minutes; the default), full (the exercise as written: "
+                "hours on CPU, for GPUs)")
 
 
 def _commands_text() -> str:
