@@ -519,7 +519,8 @@ def test_a_ta_marks_two_answers_in_the_browser_and_rescore_merges_them(graded_ba
     assert "Score: 56.5 / 57 points (structure profile): 55 / 55 from the automatic checks, " \
            "1.5 / 2 marked by a TA (written answers)" in feedback
     assert "4 more points are to be marked by a TA" in feedback
-    task1 = re.search(r'<tr class="check" data-check="task1/compare">.*?</tr>', feedback, re.S)[0]
+    task1 = re.search(r'<tr class="check" id="check-task1-compare" data-check="task1/compare"'
+                      r'[^>]*>.*?</tr>', feedback, re.S)[0]
     assert '<td class="marked">marked by a TA</td>' in task1 and "1.5 / 2" in task1
     assert "Task 1: marked by a TA, 1.5 of 2 points." in task1
     assert '<div class="written">Right about the gates.</div>' in task1

@@ -418,8 +418,9 @@ cnn_lstm_model = bow
 UNTRAINED_BONUS = '''# The bonus model straight from its builder, never trained, with an invented falling loss.
 convlstm_model = build_convlstm_model()
 
-class InventedHistory:
-    history = {"loss": [0.69, 0.2, 0.05], "val_loss": [0.69, 0.21, 0.06]}
+class InventedHistory:  # a falling loss, one value per epoch the profile asks for
+    history = {"loss": np.geomspace(0.69, 0.05, MOVIE_EPOCHS).tolist(),
+               "val_loss": np.geomspace(0.69, 0.06, MOVIE_EPOCHS).tolist()}
 
 convlstm_history = InventedHistory()
 print("ex8-attack: untrained bonus model, invented history")
@@ -427,9 +428,9 @@ print("ex8-attack: untrained bonus model, invented history")
 
 #: Task 1's builder returns a model that predicts in more memory than the evaluator has
 NEEDS_MEMORY = '''def build_lstm_model():
-    """Every review repeated 300 times over: gigabytes per batch when predicting."""
-    model = keras.Sequential([keras.Input(shape=(MAX_REVIEW_LENGTH,)),
-                              layers.Embedding(TOP_WORDS, 32), layers.UpSampling1D(300),
+    """Every review repeated to 150,000 steps: gigabytes per batch when predicting."""
+    model = keras.Sequential([keras.Input(shape=(MAX_REVIEW_LENGTH,)), layers.Embedding(
+                                  TOP_WORDS, 32), layers.UpSampling1D(150_000 // MAX_REVIEW_LENGTH),
                               layers.GlobalAveragePooling1D(), layers.Dense(1, activation="sigmoid")])
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
     return model
@@ -440,9 +441,9 @@ lstm_history = lstm_model.fit(X_train[:2], y_train[:2], epochs=1, verbose=0)
 
 #: Task 1's builder returns a model that takes minutes to predict 200 reviews
 TOO_SLOW = '''def build_lstm_model():
-    """An LSTM over every review repeated 600 times: 300,000 steps, a minute or more."""
-    model = keras.Sequential([keras.Input(shape=(MAX_REVIEW_LENGTH,)),
-                              layers.Embedding(TOP_WORDS, 1), layers.UpSampling1D(600),
+    """An LSTM over every review repeated to 300,000 steps: a minute or more."""
+    model = keras.Sequential([keras.Input(shape=(MAX_REVIEW_LENGTH,)), layers.Embedding(
+                                  TOP_WORDS, 1), layers.UpSampling1D(300_000 // MAX_REVIEW_LENGTH),
                               layers.LSTM(64), layers.Dense(1, activation="sigmoid")])
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
     return model
