@@ -299,8 +299,8 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         label = nb.cells[cell_index].metadata.get("ex8", {}).get("label")
         if module and label:
             return f"in {label}"
-        if places[cell_index] is not None:
-            p = places[cell_index]
+        p = places[cell_index]
+        if p is not None:
             return f"in {cell_ref(p.code_cell, p.first_line, p.heading)}"
         tags = nb.cells[cell_index].metadata.get("tags", [])
         return "in the grader's " + ("parameters" if INJECTED_TAG in tags else "closing") + " cell"
@@ -336,10 +336,11 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         work folder's copy (the wrapper's cells have no number worth showing)."""
         if module:
             return _MODULE_FRAME.sub(lambda m: f"{m[1]}File {module}:{m[2]}", text)
-        counts = {c.get("execution_count"): places[i] for i, c in enumerate(nb.cells)
-                  if c.get("execution_count") and places[i] is not None}
-        if count and places[cell_index] is not None:
-            counts[count] = places[cell_index]
+        counts = {c.get("execution_count"): p for c, p in zip(nb.cells, places)
+                  if c.get("execution_count") and p is not None}
+        here = places[cell_index]
+        if count and here is not None:
+            counts[count] = here
         return _IPYTHON_CELL.sub(lambda m: _capital(cell_ref(
             counts[int(m[1])].code_cell, counts[int(m[1])].first_line,
             counts[int(m[1])].heading)) if int(m[1]) in counts else m[0], text)

@@ -15,11 +15,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import sandbox
 from .data import ENV_CACHE, ENV_SOURCE
 from .errors import InfrastructureError, quoted
 from .evaluator import PROGRESS
+
+if TYPE_CHECKING:
+    from .pipeline import Run
 
 __all__ = ["start_evaluator", "finish_evaluation", "MODEL_SECONDS", "EVALUATOR_CPU_WEIGHT"]
 
@@ -39,7 +43,7 @@ class _InFlight:
     started: float
 
 
-def start_evaluator(run, *, skip: dict[str, str] | None = None,
+def start_evaluator(run: Run, *, skip: dict[str, str] | None = None,
                     wait: bool = True) -> sandbox.ConfinedProcess:
     """The evaluator, confined. With ``wait`` it starts beside the kernel, imports TensorFlow
     and loads the grader's data while the notebook runs, measures the models handed out early,
@@ -59,7 +63,7 @@ def start_evaluator(run, *, skip: dict[str, str] | None = None,
         timeout=_total_limit(run), cpu_weight=EVALUATOR_CPU_WEIGHT)
 
 
-def _total_limit(run) -> float:
+def _total_limit(run: Run) -> float:
     return max(600.0, run.total_timeout / 2)
 
 
@@ -112,7 +116,7 @@ def _supervise(proc: sandbox.ConfinedProcess, budget: float, since: float,
     return current, why
 
 
-def finish_evaluation(run, evaluator: sandbox.ConfinedProcess, keep: dict) -> dict:
+def finish_evaluation(run: Run, evaluator: sandbox.ConfinedProcess, keep: dict) -> dict:
     """Say go to the evaluator started beside the kernel, and supervise it (and any restart)
     until every model is measured or stopped by its budget; return evaluation.json's data."""
     budget = float(run.profile.evaluation.get("model_seconds", MODEL_SECONDS))

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import nbformat
 
@@ -59,28 +59,37 @@ def default_out_dir(submission: Path) -> Path:
 
 @dataclass
 class Run:
-    """One grading run's state, passed from step to step."""
+    """One grading run's state, passed from step to step.
+
+    The fields without a default are filled in by the step that makes them (``box`` by
+    ``grade_submission`` before the first step) and read only by the steps after it; a
+    re-scoring (``rescore``) runs no step and reads none of them. ``execution`` and
+    ``evaluator`` may really be None: a grading that failed before the notebook ran has no
+    execution, and the evaluator is handed over by ``evaluate``.
+    """
 
     submission: Path
     rubric: Rubric
     profile: Any
     out: Path
     data: str | None = None
-    sub: Submission | None = None
-    notebook: nbformat.NotebookNode | None = None
+    sub: Submission = field(init=False)  # validate
+    notebook: nbformat.NotebookNode = field(init=False)  # prepare: the notebook the kernel runs
     owners: list[str | None] = field(default_factory=list)
-    cache: Path | None = None
-    view: Path | None = None  # the kernel's IMDB data: the source without the held-out reviews
-    workdir: Path | None = None
-    artifacts: Path | None = None
-    confinement: sandbox.Confinement | None = None
+    cache: Path = field(init=False)  # validate
+    #: validate: the kernel's IMDB data, the source without the held-out reviews
+    view: Path = field(init=False)
+    workdir: Path = field(init=False)  # prepare
+    #: prepare names it, the harvest cell makes it
+    artifacts: Path = field(init=False)
+    confinement: sandbox.Confinement = field(init=False)  # prepare: the kernel's
     execution: ExecutionReport | None = None
     harvest: dict = field(default_factory=dict)
     evaluation: dict = field(default_factory=dict)
     cell_timeout: float = 0.0
     total_timeout: float = 0.0
     threads: int | None = None  # the kernel's thread budget (a batch shares the cores out)
-    box: sandbox.Session | None = None  # owns every confinement and process of the grading
+    box: sandbox.Session = field(init=False)  # owns every confinement and process of the grading
     evaluator: sandbox.ConfinedProcess | None = None  # started early, waiting for its go
     early: list[str] = field(default_factory=list)  # tasks handed to the evaluator early
     harvest_problem: str | None = None  # why harvest.json, which the kernel wrote, was refused
@@ -184,12 +193,17 @@ def execute(run: Run) -> None:
 def evaluate(run: Run) -> None:
     """Step 5: measure the harvested models in a separate, trusted process."""
     evaluator, run.evaluator = run.evaluator, None
+    if evaluator is None:  # execute starts it first thing
+        raise InfrastructureError("The grader reached the evaluation without an evaluator "
+                                  "started.")
     if not run.harvest:
         evaluator.cancel()
         return
     # the trained models the last cell did not save again: what the evaluator measured early
     # stands
-    tasks = run.harvest.get("tasks") if isinstance(run.harvest.get("tasks"), dict) else {}
+    tasks = run.harvest.get("tasks")
+    if not isinstance(tasks, dict):
+        tasks = {}
     keep = {tid: ["trained"] for tid in run.early if isinstance(tasks.get(tid), dict)
             and isinstance(tasks[tid].get("model"), dict)
             and tasks[tid]["model"].get("early") is True}
@@ -199,7 +213,9 @@ def evaluate(run: Run) -> None:
     run.evaluation = finish_evaluation(run, evaluator, keep)
 
 
-def _task_context(run: Run, task, answers=(), errors=()) -> TaskContext:
+def _task_context(run: Run, task, artifacts: Path | None, answers=(), errors=()) -> TaskContext:
+    """The checks' view of ``task``; ``artifacts``: the harvest's folder, None when it is gone
+    (a re-scoring's)."""
     not_run = None
     if not run.harvest:
         not_run = run.execution.kernel if run.execution and run.execution.kernel else \
@@ -209,14 +225,14 @@ def _task_context(run: Run, task, answers=(), errors=()) -> TaskContext:
                        harvest=(run.harvest.get("tasks") or {}).get(task.id) or {},
                        namespace=run.harvest.get("namespace") or {},
                        evaluation=(run.evaluation.get("tasks") or {}).get(task.id) or {},
-                       artifacts=run.artifacts if run.harvest else None, answers=answers,
+                       artifacts=artifacts if run.harvest else None, answers=answers,
                        not_run=not_run, errors=tuple(errors),
                        defined_in=definitions(run.execution.notebook, (task.builder,))
                        if run.execution else {})
 
 
 def check_all(rubric: Rubric, profile, contexts: dict[str, TaskContext],
-              errors: list[CellError] = ()) -> list[TaskResult]:
+              errors: Sequence[CellError] = ()) -> list[TaskResult]:
     """Step 6: every rubric item against the artifacts and the measurements."""
     results = []
     for task in rubric.tasks:
@@ -242,7 +258,7 @@ def printed_accuracy_flags(run: Run) -> list[str]:
     ones), so a flag needs a difference of more than four standard errors of the two estimates
     (and at least ``PRINTED_TOLERANCE``).
     """
-    flags = []
+    flags: list[str] = []
     if not run.execution:
         return flags
     printed: dict[str, float] = {}
@@ -271,7 +287,7 @@ def printed_accuracy_flags(run: Run) -> list[str]:
 
 def held_out_flags(run: Run) -> list[str]:
     """Say so when the machine could not hide the held-out reviews from the notebook."""
-    if run.confinement is None or run.confinement.hides_files:
+    if run.confinement.hides_files:
         return []
     return ["The accuracy was measured on test reviews held out of the notebook's data, but "
             "this machine has no filesystem view (bubblewrap), so the notebook could have read "
@@ -346,27 +362,30 @@ def grade_submission(path: str | Path, *, profile: str = "quick",
 
 def _graded(run: Run, profile: str, started: float) -> SubmissionResult:
     """Step 6 and the result: every check, the errors, hints and flags, what ran."""
-    answers = {t.id: task_answers(run.sub.notebook, t.id) for t in run.rubric.tasks}
-    contexts = {t.id: _task_context(run, t, answers[t.id], run.execution.errors)
+    execution, submitted = run.execution, run.sub.notebook
+    if execution is None or submitted is None:  # execute, and prepare_notebook, set them
+        raise InfrastructureError("The grader came to the checks without the notebook it ran.")
+    answers = {t.id: task_answers(submitted, t.id) for t in run.rubric.tasks}
+    contexts = {t.id: _task_context(run, t, run.artifacts, answers[t.id], execution.errors)
                 for t in run.rubric.tasks}
-    tasks = check_all(run.rubric, run.profile, contexts, run.execution.errors)
-    hints = find_hints(run.execution.notebook, run.execution.errors, run.owners,
+    tasks = check_all(run.rubric, run.profile, contexts, execution.errors)
+    hints = find_hints(execution.notebook, execution.errors, run.owners,
                        module=run.submission if run.sub.kind == "module" else None)
     return SubmissionResult(
         submission=str(run.submission), profile=profile, status="graded", tasks=tuple(tasks),
-        errors=tuple(run.execution.errors), kernel=run.execution.kernel,
-        kernel_event=run.execution.event,
+        errors=tuple(execution.errors), kernel=execution.kernel,
+        kernel_event=execution.event,
         flags=tuple(printed_accuracy_flags(run) + held_out_flags(run)),
         confinement=tuple(run.confinement.layers),
         execution_time=time.monotonic() - started, rubric_digest=run.rubric.digest,
         extra={"notes": list(run.sub.notes), "kind": run.sub.kind,
-               "kernel_seconds": round(run.execution.seconds, 2),
+               "kernel_seconds": round(execution.seconds, 2),
                "artifacts": run.artifacts.name,
                "held_out": {"reviews": run.rubric.held_out["reviews"],
                             "hidden": run.confinement.hides_files},
                # how long the models trained: what the report's figures can show
                "parameters": dict(run.profile.parameters),
-               "training_seconds": training_seconds(run.execution.notebook, run.owners)},
+               "training_seconds": training_seconds(execution.notebook, run.owners)},
         hints=tuple(hints))
 
 
@@ -413,6 +432,7 @@ def rescore(out: Path, rubric: Rubric,
     executed = out / "executed.ipynb"
     nb = nbformat.read(executed, as_version=4) if executed.is_file() else None
     run = Run(submission=Path(stored.submission), rubric=rubric, profile=prof, out=out)
+    artifacts = None
     if (out / "harvest.json").is_file():
         try:  # written by the grader from a validated harvest: validated again all the same
             run.harvest = read_harvest(out / "harvest.json", [t.id for t in rubric.tasks])
@@ -422,14 +442,14 @@ def rescore(out: Path, rubric: Rubric,
         # exactly the folder the grading read (result.json names it), never a glob's pick
         name = stored.extra.get("artifacts")
         folder = out / "work" / name if isinstance(name, str) and "/" not in name else None
-        run.artifacts = folder if folder is not None and folder.is_dir() and \
+        artifacts = folder if folder is not None and folder.is_dir() and \
             not folder.is_symlink() else None
     if nb is not None:  # only its kernel sentence matters to the checks
         run.execution = ExecutionReport(notebook=nb, kernel=stored.kernel)
     errors, hints = stored.errors, stored.hints
     if nb is not None:  # a result of an earlier version named cells by every cell's number
         errors, hints = with_places(errors, nb), with_places(hints, nb)
-    contexts = {t.id: _task_context(run, t, task_answers(nb, t.id) if nb else (),
+    contexts = {t.id: _task_context(run, t, artifacts, task_answers(nb, t.id) if nb else (),
                                     errors) for t in rubric.tasks}
     result = replace(stored, tasks=tuple(check_all(rubric, prof, contexts, errors)),
                      errors=errors, hints=hints, rubric_digest=rubric.digest,

@@ -354,16 +354,18 @@ def test_a_row_stored_before_marks_existed_reads_back_with_its_total_as_automati
 
 def test_a_batch_run_keeps_a_graded_again_students_marks(hand_batch):
     """A student graded again (a resubmission with the same answer) keeps the TA's mark."""
-    from grader.batch.folder import _Book
+    from grader.batch.folder import _GradingBook
     from grader.marking import by_student
 
     mark = Mark("alice", "task1", "compare", 2.0, "Good.", "ta1", "",
                 answer_digest(ANSWERS["alice"]))
     write_marks(hand_batch / MARKS, [mark])
     rub = load_rubric()
-    book = _Book(hand_batch, Settings("structure", str(rub.path), rub.digest, str(hand_batch),
-                                      str(hand_batch.parent)), "run", 900,
-                 [t.id for t in rub.tasks], marks=by_student({mark.key: mark}))
+    book = _GradingBook(hand_batch, [t.id for t in rub.tasks],
+                        marks=by_student({mark.key: mark}),
+                        settings=Settings("structure", str(rub.path), rub.digest,
+                                          str(hand_batch), str(hand_batch.parent)),
+                        digest="run", timeout=900)
     job = Job("alice", "ALICE", "", "alice_ex8.ipynb", "alice", "1" * 64)
     row = book.record(job, {"result": to_dict(_result(ANSWERS["alice"])), "seconds": 2.0})
     assert (row.points["task1"], row.automatic, row.marked, row.pending, row.total) == (

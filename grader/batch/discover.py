@@ -96,8 +96,9 @@ def identify_file(name: str) -> tuple[str, str] | str:
     if moodle and canvas:
         return (f"the name fits both a Moodle download (student {moodle['id']}) and a Canvas "
                 f"one (student {canvas['id']}); rename it <student>_ex8{PurePath(name).suffix}")
-    if moodle or canvas:
-        return (moodle or canvas)["id"], (moodle or canvas)["name"]
+    found = moodle or canvas
+    if found:
+        return found["id"], found["name"]
     owned = _OWNED.fullmatch(PurePath(name).stem)
     return (owned["id"], "") if owned else UNCLAIMED
 

@@ -5,6 +5,7 @@ batch re-scored with an edited rubric without running anything again."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -84,9 +85,6 @@ class _Book:
     """The rows of one run as they come in; ``gradebook.csv`` is rewritten after each."""
 
     out: Path
-    settings: Settings | None  # None when re-scoring: nothing is graded
-    digest: str  # stored.run_digest of the rubric and profile
-    timeout: float  # the run's effective time limit
     task_ids: list[str]
     rows: dict[str, Row] = field(default_factory=dict)
     #: the TA's marks (``marks.csv``), by student and (task, check): merged into each result
@@ -100,9 +98,20 @@ class _Book:
     def sorted(self) -> tuple[Row, ...]:
         return tuple(self.rows[s] for s in sorted(self.rows))
 
-    def not_graded(self, job: Job) -> Row:
-        """A job that cannot be graded as handed in: its row and marker, every run anew."""
-        result = stored.failed_result(job, self.settings, job.problem, "InputError")
+
+@dataclass(kw_only=True)
+class _GradingBook(_Book):
+    """The book of a grading run (a re-scoring's grades nothing): each row's marker says what
+    it was graded under."""
+
+    settings: Settings
+    digest: str  # stored.run_digest of the rubric and profile
+    timeout: float  # the run's effective time limit
+
+    def not_graded(self, job: Job, problem: str) -> Row:
+        """A job that cannot be graded as handed in (``problem``: why): its row and marker,
+        every run anew."""
+        result = stored.failed_result(job, self.settings, problem, "InputError")
         row = stored.row_of(job, result, 0.0)
         stored.write_marker(self.out, job, self.settings, row, self.digest, self.timeout)
         self.rows[job.student] = row
@@ -134,12 +143,12 @@ def _settings(folder: Path, out: Path, rub, profile: str, src, timeout, cell_tim
                     cell_timeout=cell_timeout, threads=threads, limit=effective * 1.5 + 900)
 
 
-def _pending(book: _Book, jobs: list[Job], force: bool) -> list[Job]:
+def _pending(book: _GradingBook, jobs: list[Job], force: bool) -> list[Job]:
     """The jobs to grade; rows of the others (kept, or not gradable) go into the book."""
     pending = []
     for job in jobs:
         if job.problem:
-            book.not_graded(job)
+            book.not_graded(job, job.problem)
             continue
         kept = None if force else stored.reusable(
             stored.read_marker(book.out / job.folder / MARKER), job, book.settings, book.timeout)
@@ -179,13 +188,16 @@ def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: 
     marks = by_student(read_marks(out / MARKS, manual_items(rub, profile),
                                   [j.student for j in jobs]))
     out = output_folder(out, writes=(GRADEBOOK, MANIFEST, INDEX), earlier=(GRADEBOOK, MANIFEST))
-    if not scheduler:
+    if scheduler:  # the Dask cluster's workers, and their threads, are its own
+        runs = partial(run_dask, address=scheduler)
+    else:
         workers = workers or default_workers(threads)
         threads = threads or max(1, cores() // workers)
+        runs = partial(run_local, workers=workers)
     settings = _settings(folder, out, rub, profile, src, timeout, cell_timeout, threads)
-    book = _Book(out, settings, stored.run_digest(rub, profile),
-                 timeout or rub.profile(profile).timeout, [t.id for t in rub.tasks],
-                 marks=marks)
+    book = _GradingBook(out, [t.id for t in rub.tasks], marks=marks, settings=settings,
+                        digest=stored.run_digest(rub, profile),
+                        timeout=timeout or rub.profile(profile).timeout)
     stored.write_manifest(out, folder, profile, jobs, skipped)
     pending = _pending(book, jobs, force)
     reused = len(book.rows) - sum(1 for j in jobs if j.problem)
@@ -197,9 +209,7 @@ def grade_folder(folder: str | Path, *, out: str | Path | None = None, profile: 
                 f"them again)")
     try:
         if pending:
-            runner = run_dask(pending, settings, scheduler, bar) if scheduler else \
-                run_local(pending, settings, workers, bar)
-            for job, outcome in runner:
+            for job, outcome in runs(pending, settings, progress=bar):
                 bar.finished(book.record(job, outcome))
     finally:
         bar.close()
@@ -241,7 +251,7 @@ def rescore_folder(folder: str | Path, *, rubric: str | Path | None = None,
                           "with --force instead of re-scoring.", path=str(rub.path))
     marks = by_student(read_marks(folder / MARKS, manual_items(rub, manifest.profile),
                                   [e["student"] for e in manifest.students]))
-    book = _Book(folder, None, digest, 0.0, [t.id for t in rub.tasks], marks=marks)
+    book = _Book(folder, [t.id for t in rub.tasks], marks=marks)
     changed = sum(_rescore_one(book, rub, entry, marker) for entry, marker in markers.values())
     say = Progress(progress, 0).say
     say(f"re-scored {len(book.rows)} submission(s) with {rub.path}: {changed} row(s) changed")

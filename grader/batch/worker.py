@@ -24,6 +24,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .. import files
 from ..errors import GradingError, InputError, quoted
@@ -184,8 +185,9 @@ def run_job(job: Job, settings: Settings) -> dict:
     except subprocess.TimeoutExpired:
         proc.kill()
         stdout, stderr = proc.communicate()
-        outcome = {"error": f"The grading process did not finish within {settings.limit:.0f} s "
-                            "and was killed.", "kind": "GraderTimeout"}
+        outcome: dict[str, Any] = {
+            "error": f"The grading process did not finish within {settings.limit:.0f} s and "
+                     "was killed.", "kind": "GraderTimeout"}
     except BaseException:
         proc.kill()
         proc.wait()

@@ -8,7 +8,7 @@ import sys
 import traceback
 from types import MappingProxyType
 
-from ..results import CheckResult
+from ..results import CheckResult, Status
 
 from ..errors import quoted
 from .base import CheckEntry, Outcome, TaskContext, option
@@ -72,7 +72,7 @@ def run_check(ctx: TaskContext, spec) -> CheckResult:
                            visibility=spec.visibility,
                            todo="Tell your TA: the grader could not run the "
                                 f"{CHECK_TITLES.get(spec.check, spec.id)} check.")
-    status = "pending" if outcome.pending else "passed" if outcome.passed else "failed"
+    status: Status = "pending" if outcome.pending else "passed" if outcome.passed else "failed"
     failed = status == "failed"
     return CheckResult(ctx.task.id, spec.id, spec.check, name,
                        spec.points if outcome.passed else 0.0, spec.points, status,

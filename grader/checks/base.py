@@ -208,10 +208,11 @@ class TaskContext:
             where = self.where(error)
         return "no_trained_model", f"{what}: {where} {raised}."
 
-    def measured(self) -> tuple[Mapping[str, Any] | None, Outcome | None]:
+    def measured(self) -> Mapping[str, Any] | Outcome:
         """The trained model's measurement, if it is the task's model: the architecture of
         the model the builder returns, and (where the rubric lists them) the task's classes
-        of layers. Else the failure that says why its measurement does not count."""
+        of layers. Else the failure (an ``Outcome``) that says why its measurement does not
+        count."""
         model, builder = self.task.model, f"{self.task.builder}()"
         trained = self.evaluation.get("trained")
         if not trained:
@@ -221,32 +222,32 @@ class TaskContext:
             cause, todo = ("trained_not_a_model", f"Keep the trained Keras model as {model}: it "
                            f"is a {self.harvest.get('model', {}).get('type')}.") \
                 if status == "not_a_model" else self.training_cause()
-            return None, Outcome(False, f"{self.label}: nothing to measure: {why}.",
-                                 hint=f"Train the model and keep it as {model}.", cause=cause,
-                                 todo=todo)
+            return Outcome(False, f"{self.label}: nothing to measure: {why}.",
+                           hint=f"Train the model and keep it as {model}.", cause=cause,
+                           todo=todo)
         if "error" in trained:
-            return None, Outcome(False, sentence(f"{self.label}: the trained model could not be "
-                                                 f"measured: {trained['error']}"),
-                                 cause="trained_unmeasured",
-                                 todo=self.unmeasured_todo(trained["error"]))
+            return Outcome(False, sentence(f"{self.label}: the trained model could not be "
+                                           f"measured: {trained['error']}"),
+                           cause="trained_unmeasured",
+                           todo=self.unmeasured_todo(trained["error"]))
         same = self.evaluation.get("same_architecture")
         fresh = self.evaluation.get("fresh") or {}
         if same is None:
             why = fresh.get("error") or f"{builder} returned no model"
             cause, todo = self.builder_cause() or (
                 "builder_unreadable", f"Make {builder} return a compiled Keras model.")
-            return None, Outcome(False, f"{self.label}: {model} is not counted: the grader "
-                                        f"compares it with the model {builder} returns, and "
-                                        f"{why.rstrip('.')}.",
-                                 hint=f"Build {model} with {builder}.", cause=cause, todo=todo)
+            return Outcome(False, f"{self.label}: {model} is not counted: the grader "
+                                  f"compares it with the model {builder} returns, and "
+                                  f"{why.rstrip('.')}.",
+                           hint=f"Build {model} with {builder}.", cause=cause, todo=todo)
         if same is False:
-            return None, Outcome(False, f"{self.label}: {model} is not the model {builder} "
-                                        f"returns: {self._difference(trained, fresh)}.",
-                                 hint=f"Train the model {builder} returns: {model} = "
-                                      f"{builder}, then {model}.fit(...).",
-                                 cause="not_the_builders_model",
-                                 todo=f"Train the model {builder} returns: {model} is another "
-                                      "model.")
+            return Outcome(False, f"{self.label}: {model} is not the model {builder} "
+                                  f"returns: {self._difference(trained, fresh)}.",
+                           hint=f"Train the model {builder} returns: {model} = "
+                                f"{builder}, then {model}.fit(...).",
+                           cause="not_the_builders_model",
+                           todo=f"Train the model {builder} returns: {model} is another "
+                                "model.")
         spec = next((c.options.get("expect") for c in self.task.checks if c.check == "layers"),
                     None) or []
         present = {layer["class"] for layer in trained.get("layers", [])}
@@ -260,12 +261,12 @@ class TaskContext:
             names = " and ".join([", ".join(lacking[:-1]), lacking[-1]] if len(lacking) > 1
                                  else lacking)
             layers = f"the {names} layer{'s' * (len(lacking) > 1)}"
-            return None, Outcome(False, f"{self.label}: {model} is not this task's model: it "
-                                        f"lacks {layers} the exercise asks for, so its "
-                                        "measurement does not count.", hint=spec_summary(spec),
-                                 cause="not_this_tasks_model",
-                                 todo=f"Train this task's model as {model}: it lacks {layers}.")
-        return trained, None
+            return Outcome(False, f"{self.label}: {model} is not this task's model: it "
+                                  f"lacks {layers} the exercise asks for, so its "
+                                  "measurement does not count.", hint=spec_summary(spec),
+                           cause="not_this_tasks_model",
+                           todo=f"Train this task's model as {model}: it lacks {layers}.")
+        return trained
 
     def _difference(self, trained: Mapping, fresh: Mapping) -> str:
         from .structure import describe_found

@@ -15,36 +15,38 @@ def validate_epochs(value) -> str | None:
     return option("int")(value)
 
 
-def _history(ctx: TaskContext) -> tuple[dict | None, Outcome | None]:
+def _history(ctx: TaskContext) -> dict | Outcome:
+    """The History the notebook kept for the task, else the failure that says why there is
+    none."""
     h = ctx.harvest.get("history", {})
     name = ctx.task.history
     status = h.get("status")
     if status == "ok" and isinstance(h.get("history"), dict):
-        return h["history"], None
+        return h["history"]
     if status == "not_a_history":
-        return None, Outcome(False, f"{ctx.label}: {name} is a {h.get('type')}, not the History "
-                                    "that fit() returns.",
-                             hint=f"{name} = model.fit(...) keeps the History.",
-                             cause="not_a_history",
-                             todo=f"Keep the History that fit() returns as {name}: it is a "
-                                  f"{h.get('type')}.")
+        return Outcome(False, f"{ctx.label}: {name} is a {h.get('type')}, not the History "
+                              "that fit() returns.",
+                       hint=f"{name} = model.fit(...) keeps the History.",
+                       cause="not_a_history",
+                       todo=f"Keep the History that fit() returns as {name}: it is a "
+                            f"{h.get('type')}.")
     why = ctx.not_run or f"{name} is not set"
     if ctx.not_run or ctx.harvest.get("model", {}).get("status") != "ok":
         cause, todo = ctx.training_cause()
     else:
         cause, todo = "no_history", f"Keep the History that fit() returns: {name} = " \
                                     f"{ctx.task.model}.fit(...)."
-    return None, Outcome(False, f"{ctx.label}: no training history: {why}.",
-                         hint=f"Keep the return value of fit(): {name} = "
-                              f"{ctx.task.model}.fit(...).", cause=cause, todo=todo)
+    return Outcome(False, f"{ctx.label}: no training history: {why}.",
+                   hint=f"Keep the return value of fit(): {name} = "
+                        f"{ctx.task.model}.fit(...).", cause=cause, todo=todo)
 
 
 def check_history(ctx: TaskContext, spec) -> Outcome:
     """What the notebook's History says: the epochs and the keys it recorded. The kernel's word
     only, so the rubric gives it no points (``CheckEntry.scored``)."""
-    history, failure = _history(ctx)
-    if failure:
-        return failure
+    history = _history(ctx)
+    if isinstance(history, Outcome):
+        return history
     epochs_opt = spec.options.get("epochs")
     want = ctx.parameter(epochs_opt) if isinstance(epochs_opt, str) else epochs_opt
     keys = list(spec.options.get("keys", []))
@@ -82,9 +84,9 @@ def validate_ratio(value) -> str | None:
 def check_learns(ctx: TaskContext, spec) -> Outcome:
     """The trained model's loss on the grader's movies is clearly below the same architecture's
     untrained (the evaluator's own clone, with weights drawn afresh)."""
-    trained, failure = ctx.measured()
-    if failure:
-        return failure
+    trained = ctx.measured()
+    if isinstance(trained, Outcome):  # why its measurement does not count
+        return trained
     m = trained.get("metrics") or {}
     loss, base = m.get("loss"), m.get("untrained_loss")
     if not isinstance(loss, (int, float)) or not isinstance(base, (int, float)):

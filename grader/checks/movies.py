@@ -74,9 +74,9 @@ def check_movie_prediction(ctx: TaskContext, spec) -> Outcome:
     """The model maps the grader's movies to movies of the same shape: the trained model when
     there is one (and it is the builder's), else the builder's own."""
     if ctx.evaluation.get("trained"):
-        info, failure = ctx.measured()
-        if failure:
-            return failure
+        info = ctx.measured()
+        if isinstance(info, Outcome):  # why its measurement does not count
+            return info
         role = "trained"
     else:
         role, info = "fresh", ctx.evaluation.get("fresh") or {}

@@ -111,12 +111,12 @@ def check_builder(ctx: TaskContext, spec) -> Outcome:
     b = ctx.harvest.get("builder", {})
     name = ctx.task.builder
     status = b.get("status")
-    cause = ctx.builder_cause()
+    key, todo = ctx.builder_cause() or ("builder_missing", f"Write {name}(): it is not defined.")
     if status == "ok":
         fresh = ctx.evaluation.get("fresh", {})
-        if "error" in fresh:
+        if "error" in fresh:  # builder_cause says why: the grader could not check the model
             return Outcome(False, sentence(f"{ctx.label}: {name}() returns a model, but "
-                                           f"{fresh['error']}"), cause=cause[0], todo=cause[1])
+                                           f"{fresh['error']}"), cause=key, todo=todo)
         if fresh and fresh.get("compile") is None:
             return Outcome(False, f"{ctx.label}: {name}() returns a model that is not compiled.",
                            hint="Call model.compile(loss=..., optimizer=..., metrics=[...]) "
@@ -136,7 +136,6 @@ def check_builder(ctx: TaskContext, spec) -> Outcome:
                            cause="builder_review_length",
                            todo=f"Use MAX_REVIEW_LENGTH in {name}() instead of {length}.")
         return Outcome(True, f"{ctx.label}: {name}() returns a compiled Keras model.")
-    key, todo = cause or ("builder_missing", f"Write {name}(): it is not defined.")
     if status == "error":
         error = str(b.get("error"))
         hint = f"Replace the template's `raise NotImplementedError()` in {name}() with your " \
@@ -249,8 +248,8 @@ def layer_differences(expected, layers) -> tuple[list[str], list[str]]:
     problems, checked = [], []
     previous = "the input"
     for item, layer in align_layers(expected, layers):
-        if layer is None:
-            if not item.get("optional"):
+        if layer is None:  # a missing layer (align_layers never pairs None with None)
+            if item is not None and not item.get("optional"):
                 problems.append(f"{describe_expected(item)} is missing after {previous}")
             continue
         if item is None:
@@ -281,7 +280,7 @@ def check_layers(ctx: TaskContext, spec) -> Outcome:
     source = f"{ctx.task.builder}()" if role == "fresh" else ctx.task.model
     if problems:
         missing = [item for item, layer in align_layers(spec.options["expect"], info["layers"])
-                   if layer is None and not item.get("optional")]
+                   if item is not None and layer is None and not item.get("optional")]
         one_missing = len(missing) == 1 and len(problems) == 1
         hint = f"Add the {describe_expected(missing[0])} layer." if one_missing else spec_hint(ctx)
         more = len(problems) - 1
@@ -395,7 +394,7 @@ def check_compile(ctx: TaskContext, spec) -> Outcome:
     loss = canonical_name(comp.get("loss"))
     if want_loss and canonical_name(want_loss) != loss:
         problems.append(f"expected loss {want_loss}, found {loss or comp.get('loss')}")
-    metrics = {canonical_name(m) for m in comp.get("metrics") or []} - {None}
+    metrics = {n for n in map(canonical_name, comp.get("metrics") or []) if n is not None}
     for metric in spec.options.get("metrics", []):
         if canonical_name(metric) not in metrics:
             problems.append(f"expected the metric {metric}, found "

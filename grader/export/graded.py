@@ -55,21 +55,25 @@ def _read_text(path: Path) -> str:
         raise InputError(f"The file {path} cannot be read ({why}).", path=str(path)) from exc
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
+def _rows(path: Path) -> list[tuple[dict[str, str], float | None, float | None]]:
+    """The gradebook's rows, each with its total and its points to be marked as numbers (None:
+    the cell is empty or the column missing)."""
     reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
     missing = [c for c in _REQUIRED if c not in (reader.fieldnames or ())]
     if missing:
         raise InputError(f"The gradebook {path} has no {missing[0]!r} column; it is not one a "
                          "batch of this grader wrote.", path=str(path))
-    rows = list(reader)
-    for number, row in enumerate(rows, start=2):
+    rows = []
+    for number, row in enumerate(reader, start=2):
+        numbers: list[float | None] = []
         for column, what in (("total", "total"), ("to_be_marked", "points to be marked")):
             value = row.get(column) or ""
             try:
-                row[column] = float(value) if value.strip() else None
+                numbers.append(float(value) if value.strip() else None)
             except ValueError:
                 raise InputError(f"The gradebook {path}, line {number}: the {what} {value!r} "
                                  "is not a number.", path=str(path)) from None
+        rows.append((row, numbers[0], numbers[1]))
     return rows
 
 
@@ -110,12 +114,12 @@ def read_graded_batch(folder: str | Path) -> GradedBatch:
                          "give the output folder of `grade FOLDER`.", path=str(folder))
     profile, folders = _folders(folder / MANIFEST) if (folder / MANIFEST).is_file() else ("", {})
     students = []
-    for row in _rows(folder / GRADEBOOK):
+    for row, total, pending in _rows(folder / GRADEBOOK):
         own = folders.get(row["student"])
         result = _result(folder / own) if own and "/" not in own and own not in (".", "..") \
             else None
         students.append(GradedStudent(student=row["student"], name=row.get("name") or "",
-                                      total=row["total"], status=row["status"],
+                                      total=total, status=row["status"],
                                       reason=row.get("reason") or "", result=result,
-                                      pending=row["to_be_marked"] or 0.0))
+                                      pending=pending or 0.0))
     return GradedBatch(folder=folder, profile=profile, students=tuple(students))

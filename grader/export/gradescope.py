@@ -142,7 +142,7 @@ def build_bundle(out: str | Path = "autograder.zip", *, profile: str = "quick",
             for path, name in _source_files(root):
                 _add(zf, path, f"{PACKAGE}/{name}")
             if source is not None:
-                data_name = _add_data(zf, source.path)
+                data_name = _add_data(zf, source.file)
                 config["data"] = data_name
             zf.writestr(CONFIG, json.dumps(config, indent=1) + "\n")
     except OSError as exc:

@@ -94,7 +94,9 @@ def _canvas_column(names: list[str], first: int, column: str | None, sheet: Shee
     """The assignment column: the one named by ``column``, else the only one naming ex8."""
     candidates = [i for i, n in enumerate(names) if i >= first and n not in _CANVAS_INFO
                   and not _CANVAS_COMPUTED.search(n)]
-    assignments = [i for i in candidates if _CANVAS_ID.match(names[i])]
+    matches = ((i, _CANVAS_ID.match(names[i])) for i in candidates)
+    titles = {i: m["title"] for i, m in matches if m}  # the assignment columns'
+    assignments = list(titles)
     listed = ", ".join(repr(names[i]) for i in assignments) or "none"
     if column is not None:
         wanted = column.strip().casefold()
@@ -104,7 +106,7 @@ def _canvas_column(names: list[str], first: int, column: str | None, sheet: Shee
                 return i
         raise InputError(f"The Canvas file {sheet.name} has no assignment column {column!r}; "
                          f"its assignment columns are {listed}.", path=sheet.name)
-    named = [i for i in assignments if _EX8.search(_CANVAS_ID.match(names[i])["title"])]
+    named = [i for i, title in titles.items() if _EX8.search(title)]
     if len(named) == 1:
         return named[0]
     how = f"{len(named)} assignment columns name" if named else "no assignment column names"
@@ -159,7 +161,9 @@ def _moodle(sheet: Sheet, column: str | None) -> _Target:
     def index(header: str) -> int | None:
         return names.index(header) if header in names else None
 
-    id_col, col, comment = index("Identifier"), index(grade), index("Feedback comments")
+    # the two columns it must have, as checked above; the others may be missing
+    id_col, col = names.index("Identifier"), names.index(grade)
+    comment = index("Feedback comments")
     name_col, max_col, can_change = index("Full name"), index("Maximum Grade"), \
         index("Grade can be changed")
     maximum, locked, rows = None, {}, []
@@ -218,9 +222,9 @@ def _match(batch: GradedBatch, target: _Target):
                 by_rank[rank].setdefault(key, row)
     found: dict[str, Row] = {}
     for s in batch.students:
-        row = next((ranked[s.student] for ranked in by_rank if s.student in ranked), None)
-        if row is not None:
-            found[s.student] = row
+        mine = next((ranked[s.student] for ranked in by_rank if s.student in ranked), None)
+        if mine is not None:
+            found[s.student] = mine
     return found
 
 

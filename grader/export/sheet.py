@@ -67,17 +67,18 @@ class Sheet:
     def __init__(self, raw: bytes, name: str, encoding: str | None = None):
         self.name = name
         self.bom = b""
-        try:
-            given = codecs.lookup(encoding).name if encoding else None
-        except LookupError:
-            raise InputError(f"There is no text encoding called {encoding!r}.",
-                             path=name) from None
-        if given is None:  # the mark says, else UTF-8 (what Canvas and Moodle write)
+        if not encoding:  # the mark says, else UTF-8 (what Canvas and Moodle write)
             self.bom, encoding = next(((m, c) for m, c in _BOMS if raw.startswith(m)),
                                       (b"", "utf-8"))
-        elif given in ("utf-8", "utf-8-sig") and raw.startswith(codecs.BOM_UTF8):
-            self.bom, encoding = codecs.BOM_UTF8, "utf-8"
-        self.encoding = encoding
+        else:
+            try:
+                given = codecs.lookup(encoding).name
+            except LookupError:
+                raise InputError(f"There is no text encoding called {encoding!r}.",
+                                 path=name) from None
+            if given in ("utf-8", "utf-8-sig") and raw.startswith(codecs.BOM_UTF8):
+                self.bom, encoding = codecs.BOM_UTF8, "utf-8"
+        self.encoding: str = encoding
         try:
             self.text = raw[len(self.bom):].decode(encoding)
         except UnicodeDecodeError as exc:

@@ -109,7 +109,9 @@ def reference_answers() -> dict[str, tuple[str, str]]:
     for cell in cells:
         if cell.kind != "markdown" or "answer" not in cell.tags or not cell.task:
             continue
-        question, answer, inside = [], [], False
+        question: list[str] = []
+        answer: list[str] = []
+        inside = False
         for line in cell.lines:
             if line.strip() in (BEGIN, END):
                 inside = line.strip() == BEGIN

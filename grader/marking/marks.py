@@ -223,15 +223,17 @@ def apply_marks(result: SubmissionResult, marks: Mapping[tuple[str, str], Mark]
         checks = []
         for c in task.checks:
             mark = marks.get((c.task, c.check)) if c.status == "pending" else None
-            if mark is not None and mark.applies_to(c.answer or ""):
-                label = c.name.split(": ", 1)[0]
-                c = replace(c, status="marked", score=mark.points,
-                            message=f"{label}: marked by a TA, {mark.points:g} of "
-                                    f"{c.max_score:g} points.", comment=mark.comment or None)
-            elif mark is not None and mark.points is not None:
-                stale.append(mark)
-                c = replace(c, message=f"{c.message} It was marked ({mark.points:g} points) "
-                                       "before the answer changed, so it is to be marked again.")
+            if mark is not None and mark.points is not None:  # marked (not a comment only)
+                if mark.applies_to(c.answer or ""):
+                    label = c.name.split(": ", 1)[0]
+                    c = replace(c, status="marked", score=mark.points,
+                                message=f"{label}: marked by a TA, {mark.points:g} of "
+                                        f"{c.max_score:g} points.", comment=mark.comment or None)
+                else:  # the answer changed since
+                    stale.append(mark)
+                    c = replace(c, message=f"{c.message} It was marked ({mark.points:g} points) "
+                                           "before the answer changed, so it is to be marked "
+                                           "again.")
             checks.append(c)
         tasks.append(replace(task, checks=tuple(checks)))
     return replace(result, tasks=tuple(tasks)), stale

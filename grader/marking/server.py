@@ -19,15 +19,15 @@ import webbrowser
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from flask import Flask, Response, jsonify, request
 from jinja2 import Environment, PackageLoader, select_autoescape
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .folder import MarkingFolder, Question
-from .marks import (COMMENT_CHARS, Mark, MarksError, answer_digest, parse_points, points_text,
-                    read_marks, write_marks)
+from .marks import (COMMENT_CHARS, Key, Mark, MarksError, answer_digest, parse_points,
+                    points_text, read_marks, write_marks)
 
 __all__ = ["create_app", "start", "serve", "Running", "TOKEN_HEADER", "ALLOWED_HOSTS"]
 
@@ -111,14 +111,16 @@ def create_app(folder: MarkingFolder, token: str, marked_by: str = "") -> Flask:
 
     def page(q: Question) -> Response:
         nonce = secrets.token_urlsafe(16)
-        problem, marks = None, {}
+        problem: str | None = None
+        marks: dict[Key, Mark] = {}
         try:
             marks = read_marks(folder.marks_file, folder.items,
                                [s.student for s in folder.students])
         except MarksError as err:
             problem = str(err)
         answers = folder.answers(q)
-        rows, absent = [], []
+        rows: list[dict[str, Any]] = []  # the template's: each student's answer and mark
+        absent = []
         for s in folder.students:
             answer = answers[s.student]
             if answer is None:
@@ -158,7 +160,7 @@ def create_app(folder: MarkingFolder, token: str, marked_by: str = "") -> Flask:
                                f"{fields['check']} to mark.")
         student = next((s for s in folder.students if s.student == fields["student"]), None)
         answer = folder.answer(student, q) if student is not None else None
-        if answer is None:
+        if student is None or answer is None:
             return refuse(400, f"There is no answer of student {fields['student']!r} to "
                                f"{q.slug} to mark.")
         try:

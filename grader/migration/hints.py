@@ -141,7 +141,7 @@ def find_hints(notebook, errors=(), owners=(), *, module: Path | None = None
             errs = caused.get(id(f), [])
             place = places.get(unit) if unit is not None else None
             task = owners[place] if place is not None and place < len(owners) else None
-            shown = jupyter.get(unit)
+            shown = jupyter.get(unit) if unit is not None else None
             hints.append(MigrationHint(
                 rule=f.rule, cell=unit, line=f.line or None, task=task,
                 code=_quote(lines, f.line or None), message=_message(f.rule, f.name),
