@@ -36,7 +36,7 @@ from .migration import find_hints
 from .readers import Unreadable, clean_history, read_harvest
 from .report.comparison import training_seconds
 from .results import CellError, CheckResult, SubmissionResult, TaskResult, from_dict
-from .rubric import Rubric, load_rubric
+from .rubric import Profile, Rubric, load_rubric
 from .submission import (HARVEST_TAG, Submission, cell_places, cell_tasks, definitions,
                          prepare_notebook, read_submission, task_answers)
 
@@ -384,9 +384,15 @@ def _graded(run: Run, profile: str, started: float) -> SubmissionResult:
                "held_out": {"reviews": run.rubric.held_out["reviews"],
                             "hidden": run.confinement.hides_files},
                # how long the models trained: what the report's figures can show
-               "parameters": dict(run.profile.parameters),
+               "parameters": profile_parameters(run.rubric, run.profile),
                "training_seconds": training_seconds(execution.notebook, run.owners)},
         hints=tuple(hints))
+
+
+def profile_parameters(rubric: Rubric, profile: Profile) -> dict:
+    """The parameters the notebook ran with: the profile's, and the review length it keeps
+    from the exercise when the profile does not set one."""
+    return {"MAX_REVIEW_LENGTH": rubric.review_length(profile), **profile.parameters}
 
 
 def with_places(items, nb) -> tuple:
@@ -453,7 +459,7 @@ def rescore(out: Path, rubric: Rubric,
                                     errors) for t in rubric.tasks}
     result = replace(stored, tasks=tuple(check_all(rubric, prof, contexts, errors)),
                      errors=errors, hints=hints, rubric_digest=rubric.digest,
-                     extra={**stored.extra, "parameters": dict(prof.parameters)})
+                     extra={**stored.extra, "parameters": profile_parameters(rubric, prof)})
     result, _ = apply_marks(result, marks)
     report(result, None, out)
     return result

@@ -162,6 +162,11 @@ def test_the_structure_profile_draws_no_predictions_as_findings(reference_struct
     assert "The model trained 1 epoch on 6 movies." in html_lib.unescape(caption)
     assert "noise" in caption
     assert result.extra["parameters"]["MOVIE_EPOCHS"] == 1
+    # what the profile ran, under the score
+    ran = re.search(r'<p class="note" id="profile-ran">(.*?)</p>', page).group(1)
+    assert ran == ("What the structure profile ran: reviews cut to 200 words, 100 training "
+                   "reviews, 1 epoch of batch 64; the ConvLSTM on 6 movies of 8 frames for 1 "
+                   "epoch.")
 
 
 def _screenshots(tmp_path: Path) -> Path:

@@ -221,3 +221,22 @@ def test_the_bonus_frames_say_how_long_the_model_trained(status, says):
     assert "The model trained 3 epochs on 24 movies." in caption and says in caption
     # a result stored before the profile's parameters were kept: no made-up figures
     assert "trained" not in frames_caption(task, {})
+
+
+def test_the_page_says_what_each_profile_ran():
+    """Reviews cut to N words, M training reviews, K epochs; the ConvLSTM's movies: from the
+    parameters the grader injected, and the exercise's review length where a profile sets none."""
+    from grader.pipeline import profile_parameters
+    from grader.report import profile_ran
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric()
+    said = {name: profile_ran(name, profile_parameters(rubric, profile))
+            for name, profile in rubric.profiles.items()}
+    assert said["quick"] == ("What the quick profile ran: reviews cut to 200 words, 5,000 "
+                             "training reviews, 2 epochs of batch 32; the ConvLSTM on 12 movies "
+                             "of 8 frames for 5 epochs.")
+    assert said["full"] == ("What the full profile ran: reviews cut to 500 words, every "
+                            "training review, 3 epochs of batch 64; the ConvLSTM on 1,200 "
+                            "movies of 15 frames for 20 epochs.")
+    assert profile_ran("quick", {}) == ""  # a result stored before parameters were recorded

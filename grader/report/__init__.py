@@ -95,6 +95,32 @@ def _plural(n, word: str) -> str:
     return f"{n:,} {word}{'s' * (n != 1)}" if isinstance(n, int) else f"{n} {word}s"
 
 
+def profile_ran(profile: str, parameters: dict) -> str:
+    """What the profile ran, in a sentence ("reviews cut to 200 words, 5,000 training reviews,
+    2 epochs of batch 32; ..."), from the parameters the grader injected (``extra.parameters``);
+    empty when a result stored before they were recorded has none."""
+    if not parameters:
+        return ""
+    imdb = []
+    if parameters.get("MAX_REVIEW_LENGTH"):
+        imdb.append(f"reviews cut to {parameters['MAX_REVIEW_LENGTH']:,} words")
+    if "TRAIN_SAMPLES" in parameters:
+        samples = parameters["TRAIN_SAMPLES"]
+        imdb.append(_plural(samples, "training review") if samples else "every training review")
+    if parameters.get("EPOCHS"):
+        imdb.append(_plural(parameters["EPOCHS"], "epoch")
+                    + (f" of batch {parameters['BATCH_SIZE']}" if parameters.get("BATCH_SIZE")
+                       else ""))
+    movies = ""
+    if parameters.get("MOVIE_SAMPLES") and parameters.get("MOVIE_EPOCHS"):
+        frames = f" of {parameters['MOVIE_FRAMES']} frames" if parameters.get("MOVIE_FRAMES") \
+            else ""
+        movies = (f"the ConvLSTM on {_plural(parameters['MOVIE_SAMPLES'], 'movie')}{frames} "
+                  f"for {_plural(parameters['MOVIE_EPOCHS'], 'epoch')}")
+    parts = "; ".join(filter(None, [", ".join(imdb), movies]))
+    return f"What the {profile} profile ran: {parts}." if parts else ""
+
+
 def frames_caption(task, parameters: dict) -> str:
     """What the bonus's predicted frames can show: how long the model trained (the profile's
     MOVIE_EPOCHS and MOVIE_SAMPLES), and what the "learns" check made of it."""
@@ -190,6 +216,7 @@ def render_feedback(result: SubmissionResult, out: Path) -> str:
         extra=result.extra, comparison=rows, reviews=reviews, left_out=left_out,
         measured_any=measured_any,
         parameters=result.extra.get("parameters") or {},
+        profile_ran=profile_ran(result.profile, result.extra.get("parameters") or {}),
         causes={t.id: causes(t) for t in result.tasks},
         explained={t.id: explained_by(t) for t in result.tasks},
         errors_by_cell={e.cell: e for e in result.errors if e.cell is not None},
