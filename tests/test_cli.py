@@ -308,3 +308,27 @@ def test_exception_text_becomes_a_clause_of_our_sentence():
     assert quoted("Kernel died before replying.\n") == "Kernel died before replying"
     cut = quoted("word " * 100, 40)
     assert len(cut) <= 40 and cut.endswith("word...")
+
+
+@pytest.mark.kernel
+def test_a_graded_notebook_leaves_nothing_on_stderr_at_exit(tmp_path):
+    """`grade` as a student runs it: after the summary, nothing more (nbclient's clean-up at
+    exit, once a grading has cleaned its kernel up, raised "Exception ignored in atexit
+    callback" with a traceback)."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    from .conftest import ROOT
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1")]
+    path = tmp_path / "tiny_ex8.ipynb"
+    nbformat.write(nb, path)
+    done = subprocess.run([sys.executable, "-m", "grader.cli", str(path), "--profile",
+                           "structure", "--out", str(tmp_path / "out")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr  # graded, points lost
+    assert "tiny_ex8.ipynb: 0 / " in done.stdout, done.stdout
+    assert done.stderr == "", done.stderr
