@@ -121,7 +121,8 @@ def main() -> int:
                         help="also measure untrained and shuffled-label models (doubles the time)")
     args = parser.parse_args()
 
-    from grader.data import ENV_SOURCE, ensure_cache, ensure_view
+    from grader.data import ENV_SOURCE, ensure_cache
+    from grader.heldout import ensure_view
     from grader.evaluator import load_eval_data
 
     rubric = load_rubric()

@@ -8,14 +8,14 @@ total limit, ends the run with a sentence saying where. The kernel is always shu
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
-import re
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -31,10 +31,8 @@ from .errors import ExecutionError, quoted
 from .fstree import remove_tree
 from .kernel.cells import output_cap_lines
 from .quiet import TF_NOISE
-from .results import CellError
+from .recorder import CellRecorder, ExecutionReport
 from .sandbox import Confinement
-from .cellref import cell_ref
-from .submission import INJECTED_TAG, cell_numbers, cell_places
 
 __all__ = ["ExecutionReport", "AfterCell", "run_notebook", "MAX_OUTPUT_BYTES"]
 
@@ -55,7 +53,6 @@ MAX_MESSAGE_BYTES = 16 << 20
 #: of prints cannot pile messages up in the kernel faster than the grader drops them (twice the
 #: stored cap, so the grader still cuts and says so)
 KERNEL_OUTPUT_CHARS = 2 * MAX_OUTPUT_BYTES
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class GraderKernelClient(AsyncKernelClient):
@@ -180,62 +177,6 @@ class _CappedClient(NotebookClient):
             stop_on_error=False))
         return await self.async_wait_for_reply(msg_id)
 
-@dataclass
-class ExecutionReport:
-    notebook: nbformat.NotebookNode
-    errors: list[CellError] = field(default_factory=list)
-    kernel: str | None = None  # why the run ended early, one sentence
-    #: the same as a word for programs: timeout, died, memory, disk, no_start (None: ran through)
-    event: str | None = None
-    timed_out_cells: list[int] = field(default_factory=list)  # places in ``notebook``, 1-based
-    seconds: float = 0.0
-    #: where the last cell that started is, for the kernel's sentence: "in code cell 5
-    #: (“import os”)" (``grader.cellref``) or "in the grader's closing cell"
-    last_cell: str = "before the first cell"
-
-
-def _traceback_text(lines: list[str]) -> str:
-    return _ANSI.sub("", "\n".join(lines))
-
-
-def _traceback_tail(text: str, frame: re.Pattern, keep: int = 12) -> str:
-    """The last ``keep`` lines, and before them the innermost frame in the submission (from the
-    last line ``frame`` matches to the blank line that ends it) when they do not reach it: deep
-    in Keras' own frames, the student's line is the one that matters."""
-    lines = text.splitlines()
-    tail = lines[-keep:]
-    starts = [i for i, line in enumerate(lines) if frame.match(line)]
-    if starts and starts[-1] < len(lines) - keep:
-        start = end = starts[-1]
-        while end + 1 < len(lines) - keep and lines[end + 1].strip() and end - start < 8:
-            end += 1
-        tail = lines[start:end + 1] + ["..."] + tail
-    return "\n".join(tail)[-4000:]
-
-
-_IPYTHON_CELL = re.compile(r"\bCell In\[(\d+)\]")
-#: a frame in a cell, as IPython starts it
-_CELL_FRAME = re.compile(r"^Cell In\[\d+\], line (\d+)", re.M)
-#: a frame in a .py submission (the wrapper imports it from the work folder as submission.py)
-_MODULE_FRAME = re.compile(r"^(\s*)File [^\n]*?\bsubmission\.py:(\d+)", re.M)
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _module_line(traceback: str) -> int | None:
-    """The line of a .py submission where an error was raised: its innermost frame there."""
-    frames = _MODULE_FRAME.findall(traceback)
-    return int(frames[-1][1]) if frames else None
-
-
-def _error_line(traceback: str) -> int | None:
-    """The line of the cell where an error was raised: its innermost frame in a cell."""
-    lines = _CELL_FRAME.findall(traceback)
-    return int(lines[-1]) if lines else None
-
-
 def _disk_usage(top: Path, max_entries: int = 100_000) -> float:
     """Bytes a folder holds on disk (sparse files count what they use); a folder with more
     than ``max_entries`` entries counts as infinite (inodes are a disk resource too)."""
@@ -288,120 +229,20 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     the end every process of the run is killed and the confinement undone. ``after_cell``:
     the grader's silent code after each code cell (the early hand-out of the models).
     """
-    report = ExecutionReport(notebook=nb)
-    numbers = cell_numbers(nb)  # the student's numbering: the injected cell does not count
-    places = cell_places(nb)  # and as Jupyter shows them: code cells, by their first line
-    # a .py submission runs in a notebook of the grader's: errors name the module's lines
-    module = nb.metadata.get("ex8", {}).get("module")
-    error_line = _module_line if module else _error_line
-
-    def where(cell_index: int) -> str:
-        label = nb.cells[cell_index].metadata.get("ex8", {}).get("label")
-        if module and label:
-            return f"in {label}"
-        p = places[cell_index]
-        if p is not None:
-            return f"in {cell_ref(p.code_cell, p.first_line, p.heading)}"
-        tags = nb.cells[cell_index].metadata.get("tags", [])
-        return "in the grader's " + ("parameters" if INJECTED_TAG in tags else "closing") + " cell"
-
+    recorder = CellRecorder(nb, owners, cell_timeout)
+    report = recorder.report
     # ipc sockets: no TCP port for other users of the machine to find, and they still reach a
     # kernel in its own network namespace. A short folder, because socket paths are limited.
     ipc_dir = confinement.ipc_dir if confinement and confinement.ipc_dir else \
         Path(tempfile.mkdtemp(prefix="ex8-ipc-"))
-    if confinement:
-        command_prefix = confinement.command_prefix
-    km = GraderKernelManager(kernel_name="python3", command_prefix=command_prefix or [],
-                             transport="ipc", ip=str(ipc_dir / "k"),
-                             connection_file=str(ipc_dir / "kernel.json"),
-                             kernel_uid=confinement.uid if confinement else None,
-                             kernel_args=confinement.kernel_args if confinement else [],
-                             **(kernel_kwargs or {}))
-    client = _CappedClient(nb, km=km, timeout=int(cell_timeout), startup_timeout=startup_timeout,
-                           allow_errors=True, interrupt_on_timeout=True, record_timing=True,
-                           skip_cells_with_tag="ex8-grader-runs-every-cell",
-                           shutdown_kernel="immediate",
-                           resources={"metadata": {"path": str(workdir)}})
+    client = _client(nb, workdir, ipc_dir, confinement, command_prefix, kernel_kwargs,
+                     cell_timeout=cell_timeout, startup_timeout=startup_timeout)
     client.after_cell = after_cell
-
-    def on_cell_execute(cell, cell_index):
-        report.last_cell = where(cell_index)
-        cell.metadata.setdefault("ex8", {})["started"] = time.monotonic()
-
-    def _student_cells(text: str, cell_index: int, count) -> str:
-        """IPython names a cell by its execution count ("Cell In[13]"); the page, by its number
-        among the code cells handed in and its first line ("Code cell 12 (“...”)"), which is
-        what the traceback now says too. In a
-        module's traceback, the module's frames are named by its file name instead of the
-        work folder's copy (the wrapper's cells have no number worth showing)."""
-        if module:
-            return _MODULE_FRAME.sub(lambda m: f"{m[1]}File {module}:{m[2]}", text)
-        counts = {c.get("execution_count"): p for c, p in zip(nb.cells, places)
-                  if c.get("execution_count") and p is not None}
-        here = places[cell_index]
-        if count and here is not None:
-            counts[count] = here
-        return _IPYTHON_CELL.sub(lambda m: _capital(cell_ref(
-            counts[int(m[1])].code_cell, counts[int(m[1])].first_line,
-            counts[int(m[1])].heading)) if int(m[1]) in counts else m[0], text)
-
-    def jupyter(cell_index: int) -> dict:
-        """The fields of ``CellError`` that name the cell as Jupyter shows it."""
-        p = places[cell_index]
-        return {} if p is None else {"code_cell": p.code_cell, "first_line": p.first_line,
-                                     "heading": p.heading}
-
-    def on_cell_error(cell, cell_index, execute_reply):
-        content = execute_reply["content"]
-        # the line is looked for in the whole traceback: the tail kept may not reach it
-        full = _traceback_text(content.get("traceback", []))
-        line = error_line(full)
-        tb = _student_cells(_traceback_tail(full, _MODULE_FRAME if module else _CELL_FRAME),
-                            cell_index, content.get("execution_count"))
-        if cell_index + 1 in report.timed_out_cells:
-            # nbclient calls this after on_cell_executed: the interrupt's KeyboardInterrupt
-            # only tells where the timed-out cell was stopped
-            for i, err in enumerate(report.errors):
-                if err.cell == numbers[cell_index] and err.ename == "CellTimeout":
-                    report.errors[i] = replace(err, traceback=tb, source_line=line)
-            return
-        report.errors.append(CellError(
-            cell=numbers[cell_index],
-            task=owners[cell_index] if cell_index < len(owners) else None,
-            ename=str(content.get("ename", "Error"))[:200],
-            evalue=_ANSI.sub("", str(content.get("evalue", "")))[:1000],
-            traceback=tb, source_line=line, module=module, **jupyter(cell_index)))
-
-    def on_cell_executed(cell, cell_index, execute_reply):
-        started = cell.metadata.get("ex8", {}).pop("started", None)
-        if "ex8" in cell.metadata and not cell.metadata["ex8"]:
-            del cell.metadata["ex8"]
-        if started is None or time.monotonic() - started < cell_timeout:
-            return
-        # nbclient interrupted the cell; whatever it recorded (a KeyboardInterrupt, or
-        # nothing) becomes one error that says why
-        index = numbers[cell_index]
-        previous = [e for e in report.errors if e.cell == index]
-        report.errors[:] = [e for e in report.errors if e.cell != index]
-        report.errors.append(CellError(
-            cell=index, task=owners[cell_index] if cell_index < len(owners) else None,
-            ename="CellTimeout", evalue=f"stopped after the {cell_timeout:.0f} s limit per cell",
-            traceback=previous[0].traceback if previous else "",
-            source_line=previous[0].source_line if previous else None, module=module,
-            **jupyter(cell_index)))
-        report.timed_out_cells.append(cell_index + 1)
-
-    client.on_cell_execute = on_cell_execute
-    client.on_cell_error = on_cell_error
-    client.on_cell_executed = on_cell_executed
-
-    log = open(workdir / "kernel.log", "ab")  # the kernel process's own chatter
-
-    async def run():
-        # cleanup_kc: shut the kernel down and close its sockets even though we made the km
-        await client.async_execute(cleanup_kc=True, env=env, cwd=str(workdir), stdout=log,
-                                   stderr=log)
-
+    km = client.km
+    assert km is not None  # _client made it
+    client.on_cell_execute = recorder.on_cell_execute
+    client.on_cell_error = recorder.on_cell_error
+    client.on_cell_executed = recorder.on_cell_executed
     watch = None
     if confinement and confinement.disk_quota:
         def stop_run():  # from the watch thread: the cgroup, or the kernel's process group
@@ -412,25 +253,13 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
     start = time.monotonic()
     oom = False
     try:
-        asyncio.run(asyncio.wait_for(run(), timeout=total_timeout))
-    except (asyncio.TimeoutError, TimeoutError, DeadKernelError) as exc:
-        # Cancelling at the deadline may surface as the kernel's death: the clock decides.
-        if isinstance(exc, DeadKernelError) and time.monotonic() - start < total_timeout:
-            report.event = "died"
-            report.kernel = f"The kernel died {report.last_cell}."
-        else:
-            report.event = "timeout"
-            report.kernel = (f"The run was stopped after {total_timeout:.0f} s (the total "
-                             f"limit), {report.last_cell}.")
-    except RuntimeError as exc:
-        if "Kernel didn't respond" in str(exc) or "Kernel died" in str(exc):
-            report.event = "no_start"
-            report.kernel = f"The kernel did not start: {quoted(exc)}."
-        else:
-            raise ExecutionError(f"The kernel could not be run: {quoted(exc)}.") from exc
+        _execute(client, report, workdir, env, total_timeout, start)
     finally:
         report.seconds = time.monotonic() - start
-        log.close()
+        # nbclient registers its kernel's clean-up at exit and never takes it back: it would
+        # keep this client (and the notebook's outputs) alive until the grader ends, then fail
+        # on the kernel manager it already cleared ("Exception ignored in atexit callback")
+        atexit.unregister(client._cleanup_kernel)
         if watch:
             watch.stop()
         if confinement:
@@ -449,3 +278,54 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, *, env: dict[str, str
         report.kernel = (f"The kernel died {report.last_cell}: it needed more than the "
                          f"{confinement.memory_text} of memory it may use.")
     return report
+
+
+def _client(nb: nbformat.NotebookNode, workdir: Path, ipc_dir: Path,
+            confinement: Confinement | None, command_prefix: list[str] | None,
+            kernel_kwargs: dict | None, *, cell_timeout: float,
+            startup_timeout: float) -> _CappedClient:
+    """The notebook's client and its kernel manager: ipc sockets in ``ipc_dir``, the kernel
+    behind the confinement's prefix and uid."""
+    if confinement:
+        command_prefix = confinement.command_prefix
+    km = GraderKernelManager(kernel_name="python3", command_prefix=command_prefix or [],
+                             transport="ipc", ip=str(ipc_dir / "k"),
+                             connection_file=str(ipc_dir / "kernel.json"),
+                             kernel_uid=confinement.uid if confinement else None,
+                             kernel_args=confinement.kernel_args if confinement else [],
+                             **(kernel_kwargs or {}))
+    return _CappedClient(nb, km=km, timeout=int(cell_timeout), startup_timeout=startup_timeout,
+                         allow_errors=True, interrupt_on_timeout=True, record_timing=True,
+                         skip_cells_with_tag="ex8-grader-runs-every-cell",
+                         shutdown_kernel="immediate",
+                         resources={"metadata": {"path": str(workdir)}})
+
+
+def _execute(client: _CappedClient, report: ExecutionReport, workdir: Path,
+             env: dict[str, str], total_timeout: float, start: float) -> None:
+    """Runs every cell within ``total_timeout``; a run that ends early says why in
+    ``report.kernel`` (and ``report.event``). Raises ``ExecutionError`` only for what is
+    nobody's notebook's doing."""
+    with open(workdir / "kernel.log", "ab") as log:  # the kernel process's own chatter
+        async def run():
+            # cleanup_kc: shut the kernel down and close its sockets though we made the km
+            await client.async_execute(cleanup_kc=True, env=env, cwd=str(workdir),
+                                       stdout=log, stderr=log)
+
+        try:
+            asyncio.run(asyncio.wait_for(run(), timeout=total_timeout))
+        except (asyncio.TimeoutError, TimeoutError, DeadKernelError) as exc:
+            # Cancelling at the deadline may surface as the kernel's death: the clock decides.
+            if isinstance(exc, DeadKernelError) and time.monotonic() - start < total_timeout:
+                report.event = "died"
+                report.kernel = f"The kernel died {report.last_cell}."
+            else:
+                report.event = "timeout"
+                report.kernel = (f"The run was stopped after {total_timeout:.0f} s (the total "
+                                 f"limit), {report.last_cell}.")
+        except RuntimeError as exc:
+            if "Kernel didn't respond" in str(exc) or "Kernel died" in str(exc):
+                report.event = "no_start"
+                report.kernel = f"The kernel did not start: {quoted(exc)}."
+            else:
+                raise ExecutionError(f"The kernel could not be run: {quoted(exc)}.") from exc

@@ -25,7 +25,8 @@ import nbformat
 from . import sandbox
 from .cellref import cell_ref
 from .checks import TaskContext, check_name, run_check
-from .data import ENV_SOURCE, ensure_cache, ensure_view
+from .data import ENV_SOURCE, ensure_cache
+from .heldout import ensure_view
 from .errors import GradingError, InfrastructureError, InputError, output_folder
 from .execute import AfterCell, ExecutionReport, run_notebook
 from .fstree import remove_tree

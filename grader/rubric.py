@@ -117,9 +117,32 @@ def _where(err: jsonschema.ValidationError, raw: dict) -> str:
 
 def load_rubric(path: str | Path | None = None) -> Rubric:
     """Read, validate and freeze a rubric; raise ``RubricError`` naming file, task and key."""
-    from .checks import REGISTRY
-
     path = Path(path) if path else default_rubric_path()
+    text, raw = _read_valid(path)
+    profiles = _profiles(raw, path)
+    tasks, seen_tasks = [], set()
+    for t in raw["tasks"]:
+        if t["id"] in seen_tasks:
+            raise RubricError(f"The rubric {path} has task {t['id']!r} twice.", path=str(path))
+        seen_tasks.add(t["id"])
+        checks, seen_checks = [], set()
+        for c in t["checks"]:
+            if c["id"] in seen_checks:
+                raise RubricError(f"The rubric {path}, task {t['id']!r}, check {c['id']!r} "
+                                  "appears twice.", path=str(path), task=t["id"])
+            seen_checks.add(c["id"])
+            checks.append(_check_spec(c, t["id"], path, profiles))
+        tasks.append(TaskSpec(id=t["id"], title=t["title"], kind=t["kind"], builder=t["builder"],
+                              model=t["model"], history=t["history"], checks=tuple(checks)))
+    return Rubric(path=path.resolve(), schema_version=raw["schema_version"],
+                  exercise=raw["exercise"], data=MappingProxyType(dict(raw["data"])),
+                  profiles=MappingProxyType(profiles), tasks=tuple(tasks),
+                  digest=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _read_valid(path: Path) -> tuple[str, dict]:
+    """The rubric's text and its YAML, of this grader's schema version and valid under
+    ``rubric.schema.json``."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -151,7 +174,10 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
         err = errors[0]
         raise RubricError(f"The rubric {path} is invalid at {_where(err, raw)}: {err.message}.",
                           path=str(path))
+    return text, raw
 
+
+def _profiles(raw: dict, path: Path) -> dict[str, Profile]:
     held = (raw["data"].get("held_out") or HELD_OUT)["reviews"]
     for name, p in raw["profiles"].items():
         if p["evaluation"]["test_samples"] > held:
@@ -159,46 +185,34 @@ def load_rubric(path: str | Path | None = None) -> Rubric:
                               f"test_samples': {p['evaluation']['test_samples']} is more than "
                               f"the {held} held-out reviews (data.held_out.reviews).",
                               path=str(path))
-    profiles = {name: Profile(name=name, parameters=MappingProxyType(dict(p["parameters"])),
-                              timeout=float(p["timeout"]), cell_timeout=float(p["cell_timeout"]),
-                              evaluation=MappingProxyType(dict(p["evaluation"])),
-                              description=p.get("description", ""))
-                for name, p in raw["profiles"].items()}
-    tasks = []
-    seen_tasks = set()
-    for t in raw["tasks"]:
-        if t["id"] in seen_tasks:
-            raise RubricError(f"The rubric {path} has task {t['id']!r} twice.", path=str(path))
-        seen_tasks.add(t["id"])
-        checks = []
-        seen_checks = set()
-        for c in t["checks"]:
-            where = f"The rubric {path}, task {t['id']!r}, check {c['id']!r}"
-            if c["id"] in seen_checks:
-                raise RubricError(f"{where} appears twice.", path=str(path), task=t["id"])
-            seen_checks.add(c["id"])
-            entry = REGISTRY.get(c["check"])
-            if entry is None:
-                raise RubricError(f"{where}: unknown check {c['check']!r} (known: "
-                                  f"{', '.join(sorted(REGISTRY))}).", path=str(path), task=t["id"])
-            options = {k: v for k, v in c.items() if k not in _COMMON_KEYS}
-            problem = entry.validate(options, profiles=set(profiles))
-            if not problem and not entry.scored and c["points"]:
-                problem = (f"check {c['check']!r} reads only what the notebook reported, which "
-                           "earns no points: give it 'points: 0'")
-            if problem:
-                raise RubricError(f"{where}: {problem}.", path=str(path), task=t["id"])
-            for name in c.get("profiles", []):
-                if name not in profiles:
-                    raise RubricError(f"{where}: key 'profiles' names unknown profile {name!r}.",
-                                      path=str(path), task=t["id"])
-            checks.append(CheckSpec(
-                id=c["id"], check=c["check"], points=float(c["points"]),
-                options=MappingProxyType(options),
-                profiles=tuple(c["profiles"]) if "profiles" in c else None,
-                visibility=c.get("visibility", "visible"), hint=c.get("hint")))
-        tasks.append(TaskSpec(id=t["id"], title=t["title"], kind=t["kind"], builder=t["builder"],
-                              model=t["model"], history=t["history"], checks=tuple(checks)))
-    return Rubric(path=path.resolve(), schema_version=version, exercise=raw["exercise"],
-                  data=MappingProxyType(dict(raw["data"])), profiles=MappingProxyType(profiles),
-                  tasks=tuple(tasks), digest=hashlib.sha256(text.encode()).hexdigest())
+    return {name: Profile(name=name, parameters=MappingProxyType(dict(p["parameters"])),
+                          timeout=float(p["timeout"]), cell_timeout=float(p["cell_timeout"]),
+                          evaluation=MappingProxyType(dict(p["evaluation"])),
+                          description=p.get("description", ""))
+            for name, p in raw["profiles"].items()}
+
+
+def _check_spec(c: dict, task: str, path: Path, profiles: dict[str, Profile]) -> CheckSpec:
+    """One check of ``task``, its options validated by the check's own rules."""
+    from .checks import REGISTRY
+
+    where = f"The rubric {path}, task {task!r}, check {c['id']!r}"
+    entry = REGISTRY.get(c["check"])
+    if entry is None:
+        raise RubricError(f"{where}: unknown check {c['check']!r} (known: "
+                          f"{', '.join(sorted(REGISTRY))}).", path=str(path), task=task)
+    options = {k: v for k, v in c.items() if k not in _COMMON_KEYS}
+    problem = entry.validate(options, profiles=set(profiles))
+    if not problem and not entry.scored and c["points"]:
+        problem = (f"check {c['check']!r} reads only what the notebook reported, which "
+                   "earns no points: give it 'points: 0'")
+    if problem:
+        raise RubricError(f"{where}: {problem}.", path=str(path), task=task)
+    for name in c.get("profiles", []):
+        if name not in profiles:
+            raise RubricError(f"{where}: key 'profiles' names unknown profile {name!r}.",
+                              path=str(path), task=task)
+    return CheckSpec(id=c["id"], check=c["check"], points=float(c["points"]),
+                     options=MappingProxyType(options),
+                     profiles=tuple(c["profiles"]) if "profiles" in c else None,
+                     visibility=c.get("visibility", "visible"), hint=c.get("hint"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import data
+from grader import data, heldout
 from grader.errors import DataSourceError
 
 from .conftest import assert_one_sentence
@@ -224,30 +224,30 @@ def test_bad_sources_say_what_is_wrong(tmp_path, make, words):
 def test_the_kernels_view_holds_no_held_out_review(imdb_source):
     """The grader measures on reviews no notebook can load: the kernel's view is the source
     without them, every training review and the rest of the test split, with the same words."""
-    view = data.ensure_view(imdb_source, count=10_000, seed=20260)
+    view = heldout.ensure_view(imdb_source, count=10_000, seed=20260)
     assert data.resolve_source(view).kind == "view"
     (x_train, _), (x_test, y_test) = data.load_imdb(num_words=5000, source=view)
     (full_train, _), _ = data.load_imdb(num_words=5000, source=imdb_source)
     assert len(x_train) == 25_000 and len(x_test) == 15_000
     assert [list(x) for x in x_train[:50]] == [list(x) for x in full_train[:50]]
     assert data.get_word_index(view) == data.get_word_index(imdb_source)
-    held, labels = data.load_held_out(5000, 500, 10_000, count=10_000, seed=20260,
-                                      source=imdb_source)
+    held, labels = heldout.load_held_out(5000, 500, 10_000, count=10_000, seed=20260,
+                                         source=imdb_source)
     assert held.shape == (10_000, 500) and 0.45 < labels.mean() < 0.55
     visible = {tuple(row) for row in data.pad_sequences_pre(np.concatenate([x_train, x_test]),
                                                              500)}
     assert not visible & {tuple(row) for row in held}  # not one text, nor a twin of one
-    assert data.ensure_view(imdb_source, count=10_000, seed=20260) == view  # written once
+    assert heldout.ensure_view(imdb_source, count=10_000, seed=20260) == view  # written once
     with pytest.raises(DataSourceError, match="is a kernel's view"):
-        data.ensure_view(view, count=10_000, seed=20260)
+        heldout.ensure_view(view, count=10_000, seed=20260)
 
 
 def test_held_out_reviews_are_a_seeded_sample_without_twins(imdb_source):
     arrays = data._load_arrays(imdb_source)
-    first = data.held_out(arrays, 10_000, 1)
-    assert np.array_equal(first, data.held_out(arrays, 10_000, 1))
-    assert not np.array_equal(first[:100], data.held_out(arrays, 10_000, 2)[:100])
+    first = heldout.held_out(arrays, 10_000, 1)
+    assert np.array_equal(first, heldout.held_out(arrays, 10_000, 1))
+    assert not np.array_equal(first[:100], heldout.held_out(arrays, 10_000, 2)[:100])
     assert len(set(first.tolist())) == 10_000
-    assert not data._twins(arrays)["test"][first].any()
+    assert not heldout._twins(arrays)["test"][first].any()
     with pytest.raises(DataSourceError, match="holding out 25000"):
-        data.held_out(arrays, 25_000, 1)
+        heldout.held_out(arrays, 25_000, 1)

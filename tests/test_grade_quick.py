@@ -25,7 +25,8 @@ def test_reference_task1_model_clears_the_quick_threshold():
     from sklearn.model_selection import train_test_split
 
     import reference.solution as solution
-    from grader.data import ensure_view, load_imdb
+    from grader.data import load_imdb
+    from grader.heldout import ensure_view
     from grader.evaluator import imdb_metrics, load_eval_data
 
     rubric = load_rubric()

@@ -49,7 +49,8 @@ class EvalData:
 def load_eval_data(rubric, profile, source=None) -> EvalData:
     """The grader's own test reviews (held out of every notebook's data: ``grader.data``), a
     train subset for the histogram, and its own movies."""
-    from ..data import load_held_out, load_imdb_subsets
+    from ..data import load_imdb_subsets
+    from ..heldout import load_held_out
 
     ev, data = profile.evaluation, rubric.data
     seed = data.get("seed", 113)

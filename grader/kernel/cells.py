@@ -10,6 +10,7 @@ first cell (``output_cap``). ``wrap_module``: the notebook a ``.py`` submission 
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 from importlib import resources
@@ -34,6 +35,14 @@ def _body(module) -> str:
     return inspect.getsource(module).split('"""', 2)[2].strip()
 
 
+def _defined(module) -> list[str]:
+    """The names a kernel module's source defines at its top level: the harvest cell deletes
+    them from the notebook's namespace after it ran."""
+    tree = ast.parse(inspect.getsource(module))
+    return [node.name for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+
+
 def _harvest_spec(tasks, out_dir: str) -> dict:
     return {"out": out_dir, "movies_call": MOVIES_CALL,
             "tasks": [{"id": t.id, "builder": t.builder, "model": t.model, "history": t.history}
@@ -43,7 +52,7 @@ def _harvest_spec(tasks, out_dir: str) -> dict:
 def harvest_source(tasks, out_dir: str) -> str:
     return (f"# ex8 grader: hand out the models, histories and movies (plain data only)\n"
             f"{_body(_harvest_module)}\n\nharvest({json.dumps(_harvest_spec(tasks, out_dir))}, "
-            f"globals())\ndel harvest, _describe_error, _call_builder, _namespace_listing")
+            f"globals())\ndel {', '.join(_defined(_harvest_module))}")
 
 
 def early_harvest(tasks, out_dir: str) -> tuple[str, str, str]:

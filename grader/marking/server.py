@@ -66,56 +66,78 @@ def create_app(folder: MarkingFolder, token: str, marked_by: str = "") -> Flask:
     """The marking app of ``folder``; every request needs ``token``."""
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = _REQUEST_BYTES
-    env = _env()
-    lock = threading.Lock()  # one save at a time: each rewrites the whole file
+    site = _Site(folder, token, marked_by)
+    app.before_request(site.guard)
+    app.after_request(_headers)
+    app.add_url_rule("/", "first", site.first, methods=["GET"])
+    app.add_url_rule("/q/<task>/<check>", "question", site.question, methods=["GET"])
+    app.add_url_rule("/api/marks", "save", site.save, methods=["PUT"])
+    return app
 
-    def refuse(status: int, why: str) -> Response:
-        if request.path.startswith("/api/"):
-            return Response(_json_error(why), status, mimetype="application/json")
-        return Response(why + "\n", status, mimetype="text/plain")
 
-    @app.before_request
-    def guard():
+def _refuse(status: int, why: str) -> Response:
+    if request.path.startswith("/api/"):
+        return Response(_json_error(why), status, mimetype="application/json")
+    return Response(why + "\n", status, mimetype="text/plain")
+
+
+def _headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", _csp(secrets.token_urlsafe(8)))
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the address
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, why: str):
+        super().__init__(why)
+        self.status, self.why = status, why
+
+
+class _Site:
+    """The app's views over one marking folder."""
+
+    def __init__(self, folder: MarkingFolder, token: str, marked_by: str):
+        self.folder, self.token, self.marked_by = folder, token, marked_by
+        self.env = _env()
+        self.lock = threading.Lock()  # one save at a time: each rewrites the whole file
+
+    def guard(self) -> Response | None:
         if _hostname(request.host) not in ALLOWED_HOSTS:
-            return refuse(403, f"Refused: the Host header {request.host!r} is not 127.0.0.1 "
-                               "or localhost.")
+            return _refuse(403, f"Refused: the Host header {request.host!r} is not 127.0.0.1 "
+                                "or localhost.")
         # a read may carry the token in the URL (the page's own address); a write only in
         # the header, which a form or a page of another site cannot send
         given = request.headers.get(TOKEN_HEADER)
         if request.method in ("GET", "HEAD") and given is None:
             given = request.args.get("token")
-        if not _same(given, token):
-            return refuse(403, "Refused: this page needs the token in the address that "
-                               "`grade mark` printed.")
+        if not _same(given, self.token):
+            return _refuse(403, "Refused: this page needs the token in the address that "
+                                "`grade mark` printed.")
         return None
 
-    @app.after_request
-    def headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", _csp(secrets.token_urlsafe(8)))
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the address
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Frame-Options"] = "DENY"
-        return response
+    def first(self) -> Response:
+        return self.page(self.folder.questions[0])
 
-    @app.get("/")
-    def first():
-        return page(folder.questions[0])
-
-    @app.get("/q/<task>/<check>")
-    def question(task: str, check: str):
-        q = folder.question(task, check)
+    def question(self, task: str, check: str) -> Response:
+        q = self.folder.question(task, check)
         if q is None:
-            return refuse(404, f"There is no written answer {task}/{check} to mark.")
-        return page(q)
+            return _refuse(404, f"There is no written answer {task}/{check} to mark.")
+        return self.page(q)
 
-    def page(q: Question) -> Response:
+    def _marks(self) -> dict[Key, Mark]:
+        folder = self.folder
+        return read_marks(folder.marks_file, folder.items, [s.student for s in folder.students])
+
+    def page(self, q: Question) -> Response:
+        folder = self.folder
         nonce = secrets.token_urlsafe(16)
         problem: str | None = None
         marks: dict[Key, Mark] = {}
         try:
-            marks = read_marks(folder.marks_file, folder.items,
-                               [s.student for s in folder.students])
+            marks = self._marks()
         except MarksError as err:
             problem = str(err)
         answers = folder.answers(q)
@@ -133,64 +155,70 @@ def create_app(folder: MarkingFolder, token: str, marked_by: str = "") -> Flask:
         counts = {other.key: sum(1 for (_, t, c), m in marks.items()
                                  if (t, c) == other.key and m.points is not None)
                   for other in folder.questions}
-        html = env.get_template("mark.html.j2").render(
+        html = self.env.get_template("mark.html.j2").render(
             q=q, questions=folder.questions, rows=rows, absent=absent, problem=problem,
-            token=token, nonce=nonce, counts=counts, folder=folder,
+            token=self.token, nonce=nonce, counts=counts, folder=folder,
             done=sum(1 for r in rows if r["mark"] is not None and r["mark"].points is not None),
             header=TOKEN_HEADER, marks_file=folder.marks_file)
         response = Response(html, 200, mimetype="text/html")
         response.headers["Content-Security-Policy"] = _csp(nonce)
         return response
 
-    @app.put("/api/marks")
-    def save():
+    def save(self) -> Response:
+        try:
+            student, q, answer, points, comment = self._mark_request()
+        except _Refused as refused:
+            return _refuse(refused.status, refused.why)
+        key = (student, q.task, q.check)
+        with self.lock:
+            try:
+                marks = self._marks()
+            except MarksError as err:  # edited by hand meanwhile: not overwritten
+                return _refuse(409, str(err))
+            if points is None and not comment.strip():
+                marks.pop(key, None)
+                saved = None
+            else:
+                saved = Mark(*key, points, comment, self.marked_by,
+                             datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                             answer_digest(answer))
+                marks[key] = saved
+            write_marks(self.folder.marks_file, marks.values())
+        return jsonify({"student": student, "task": q.task, "check": q.check,
+                        "points": points_text(points), "comment": comment,
+                        "marked_at": saved.marked_at if saved else ""})
+
+    def _mark_request(self) -> tuple[str, Question, str, float | None, str]:
+        """The mark a PUT carries, checked: ``(student, question, answer, points, comment)``;
+        raises ``_Refused`` with the sentence to answer."""
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            return refuse(400, "The request is not a JSON object.")
+            raise _Refused(400, "The request is not a JSON object.")
         fields = {k: data.get(k, "") for k in ("student", "task", "check", "points", "comment")}
         if isinstance(fields["points"], (int, float)) and not isinstance(fields["points"], bool):
             fields["points"] = f"{fields['points']}"
         if fields["points"] is None:
             fields["points"] = ""
         if not all(isinstance(v, str) for v in fields.values()):
-            return refuse(400, "The student, task, check, points and comment must be text.")
-        q = folder.question(fields["task"], fields["check"])
+            raise _Refused(400, "The student, task, check, points and comment must be text.")
+        q = self.folder.question(fields["task"], fields["check"])
         if q is None:
-            return refuse(400, f"There is no written answer {fields['task']}/"
-                               f"{fields['check']} to mark.")
-        student = next((s for s in folder.students if s.student == fields["student"]), None)
-        answer = folder.answer(student, q) if student is not None else None
+            raise _Refused(400, f"There is no written answer {fields['task']}/"
+                                f"{fields['check']} to mark.")
+        student = next((s for s in self.folder.students if s.student == fields["student"]),
+                       None)
+        answer = self.folder.answer(student, q) if student is not None else None
         if student is None or answer is None:
-            return refuse(400, f"There is no answer of student {fields['student']!r} to "
-                               f"{q.slug} to mark.")
+            raise _Refused(400, f"There is no answer of student {fields['student']!r} to "
+                                f"{q.slug} to mark.")
         try:
             points = parse_points(fields["points"], q.points)
         except ValueError as exc:
-            return refuse(400, f"The points {fields['points']!r} {exc}.")
+            raise _Refused(400, f"The points {fields['points']!r} {exc}.") from None
         comment = fields["comment"]
         if len(comment) > COMMENT_CHARS:
-            return refuse(400, f"The comment is longer than {COMMENT_CHARS:,} characters.")
-        key = (student.student, q.task, q.check)
-        with lock:
-            try:
-                marks = read_marks(folder.marks_file, folder.items,
-                                   [s.student for s in folder.students])
-            except MarksError as err:  # edited by hand meanwhile: not overwritten
-                return refuse(409, str(err))
-            if points is None and not comment.strip():
-                marks.pop(key, None)
-                saved = None
-            else:
-                saved = Mark(*key, points, comment, marked_by,
-                             datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                             answer_digest(answer))
-                marks[key] = saved
-            write_marks(folder.marks_file, marks.values())
-        return jsonify({"student": student.student, "task": q.task, "check": q.check,
-                        "points": points_text(points), "comment": comment,
-                        "marked_at": saved.marked_at if saved else ""})
-
-    return app
+            raise _Refused(400, f"The comment is longer than {COMMENT_CHARS:,} characters.")
+        return student.student, q, answer, points, comment
 
 
 def _json_error(why: str) -> str:
