@@ -47,6 +47,7 @@ COMMANDS = (
     ("grade FILE", "grade a notebook (.ipynb) or a module (.py)"),
     ("grade FOLDER", "grade every submission in a folder (a batch)"),
     ("grade rescore DIR", "re-score a graded batch with an edited rubric"),
+    ("grade mark DIR", "mark the written answers of a graded batch in the browser"),
     ("grade gradescope", "build a Gradescope autograder bundle"),
     ("grade export DIR --to LMS", "fill a Canvas or Moodle gradebook file"),
 )

@@ -276,7 +276,7 @@ def test_help_lists_every_command_and_says_what_readme_says(capsys):
     for usage, what in cli.COMMANDS:
         assert f"{usage} {what}" in out, usage
         assert f"| {usage} | {what}" in readme, usage
-    for command in ("rescore", "gradescope", "export"):
+    for command in ("rescore", "mark", "gradescope", "export"):
         assert f"grade {command}" in out
         with pytest.raises(SystemExit):  # each has its own --help
             cli.main([command, "--help"])
