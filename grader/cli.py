@@ -53,7 +53,7 @@ COMMANDS = (
 )
 #: how long each profile takes on 2 CPU cores, as README's table says
 PROFILE_HELP = ("how much to train: structure (builders and a token training run: about a "
-                "minute), quick (about 3.5 minutes; the default), full (the exercise as written: "
+                "minute), quick (about 2.5 minutes; the default), full (the exercise as written: "
                 "hours on CPU, for GPUs)")
 
 

@@ -233,7 +233,7 @@ def test_the_page_says_what_each_profile_ran():
     rubric = load_rubric()
     said = {name: profile_ran(name, profile_parameters(rubric, profile))
             for name, profile in rubric.profiles.items()}
-    assert said["quick"] == ("What the quick profile ran: reviews cut to 200 words, 5,000 "
+    assert said["quick"] == ("What the quick profile ran: reviews cut to 200 words, 4,000 "
                              "training reviews, 2 epochs of batch 32; the ConvLSTM on 12 movies "
                              "of 8 frames for 5 epochs.")
     assert said["full"] == ("What the full profile ran: reviews cut to 500 words, every "

@@ -96,7 +96,7 @@ def _plural(n, word: str) -> str:
 
 
 def profile_ran(profile: str, parameters: dict) -> str:
-    """What the profile ran, in a sentence ("reviews cut to 200 words, 5,000 training reviews,
+    """What the profile ran, in a sentence ("reviews cut to 200 words, 4,000 training reviews,
     2 epochs of batch 32; ..."), from the parameters the grader injected (``extra.parameters``);
     empty when a result stored before they were recorded has none."""
     if not parameters:
