@@ -21,11 +21,13 @@ from .submission import INJECTED_TAG, cell_numbers, cell_places
 __all__ = ["ExecutionReport", "CellRecorder"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_IPYTHON_CELL = re.compile(r"\bCell In\[(\d+)\]")
+#: the most of an error reply's traceback the grader reads (the innermost frames are last)
+MAX_TRACEBACK_CHARS = 1 << 20
+_IPYTHON_CELL = re.compile(r"\bCell In\[(\d{1,9})\]")
 #: a frame in a cell, as IPython starts it
-_CELL_FRAME = re.compile(r"^Cell In\[\d+\], line (\d+)", re.M)
+_CELL_FRAME = re.compile(r"^Cell In\[\d+\], line (\d{1,9})\b", re.M)
 #: a frame in a .py submission (the wrapper imports it from the work folder as submission.py)
-_MODULE_FRAME = re.compile(r"^(\s*)File [^\n]*?\bsubmission\.py:(\d+)", re.M)
+_MODULE_FRAME = re.compile(r"^(\s*)File [^\n]*?\bsubmission\.py:(\d{1,9})\b", re.M)
 
 
 @dataclass
@@ -42,8 +44,18 @@ class ExecutionReport:
     last_cell: str = "before the first cell"
 
 
-def _traceback_text(lines: list[str]) -> str:
-    return _ANSI.sub("", "\n".join(lines))
+def _traceback_text(lines) -> str:
+    """The text of an error reply's traceback. The reply is the kernel's word: anything but a
+    list of strings reads as no traceback, and only the last megabyte is kept."""
+    if not isinstance(lines, list):
+        return ""
+    text = "\n".join(line for line in lines if isinstance(line, str))
+    return _ANSI.sub("", text[-MAX_TRACEBACK_CHARS:])
+
+
+def _text(value, default: str, limit: int) -> str:
+    """An error reply's ``ename`` or ``evalue``: a string, cut to ``limit``; else ``default``."""
+    return _ANSI.sub("", value)[:limit] if isinstance(value, str) else default
 
 
 def _traceback_tail(text: str, frame: re.Pattern, keep: int = 12) -> str:
@@ -140,7 +152,7 @@ class CellRecorder:
         line = (_module_line if self.module else _error_line)(full)
         tb = self._student_cells(
             _traceback_tail(full, _MODULE_FRAME if self.module else _CELL_FRAME),
-            cell_index, content.get("execution_count"))
+            cell_index, count if isinstance(count := content.get("execution_count"), int) else None)
         errors = self.report.errors
         if cell_index + 1 in self.report.timed_out_cells:
             # nbclient calls this after on_cell_executed: the interrupt's KeyboardInterrupt
@@ -150,8 +162,8 @@ class CellRecorder:
                     errors[i] = replace(err, traceback=tb, source_line=line)
             return
         errors.append(self._error(
-            cell_index, ename=str(content.get("ename", "Error"))[:200],
-            evalue=_ANSI.sub("", str(content.get("evalue", "")))[:1000],
+            cell_index, ename=_text(content.get("ename"), "Error", 200),
+            evalue=_text(content.get("evalue"), "", 1000),
             traceback=tb, source_line=line))
 
     def on_cell_executed(self, cell, cell_index, execute_reply):

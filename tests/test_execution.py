@@ -76,3 +76,29 @@ def test_run_past_the_total_limit_is_stopped(tmp_path):
             return False
 
     assert [p.pid for p in psutil.process_iter() if ours(p)] == []
+
+
+@pytest.mark.parametrize("content", [
+    {"traceback": {"nested": [[["x"]]]}, "ename": ["not", "text"], "evalue": {"a": 1},
+     "execution_count": [1]},
+    {"traceback": [["deep"] * 3, 7, None, "Cell In[" + "9" * 5000 + "], line " + "9" * 5000],
+     "ename": "E" * 10_000, "evalue": "v" * (8 << 20), "execution_count": "12"},
+    {"traceback": ["x" * (8 << 20)] * 4},
+])
+def test_a_forged_error_reply_is_recorded_bounded(content):
+    """The error reply is the kernel's word: a traceback that is not a list of strings, names
+    that are not text, digits past int()'s limit and megabytes of text become one bounded
+    CellError, never an exception in the grader."""
+    import nbformat
+
+    from grader.recorder import CellRecorder
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("raise SystemExit")]
+    recorder = CellRecorder(nb, ["task1"], cell_timeout=60)
+    recorder.on_cell_error(nb.cells[0], 0, {"content": content})
+    [error] = recorder.report.errors
+    assert error.task == "task1" and error.code_cell == 1
+    assert len(error.ename) <= 200 and len(error.evalue) <= 1000
+    assert len(error.traceback) <= 4000
+    assert error.source_line is None
